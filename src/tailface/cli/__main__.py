@@ -1,0 +1,5 @@
+import sys
+
+from tailface.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""Errors raised for bad user input: they name the file and the problem."""
+
+
+class TailfaceError(Exception):
+    """Base class of every error tailface raises on purpose."""
+
+
+class DataError(TailfaceError):
+    """A dataset file is missing, corrupt, or inconsistent. The message names the file."""
+
+
+class ConfigError(TailfaceError):
+    """An experiment or protocol configuration is invalid."""
+
+
+class ProtocolError(TailfaceError):
+    """Features or files do not match an evaluation protocol (order, size, values)."""

@@ -1,0 +1,51 @@
+"""Classification heads: small modules taking (features, labels) and returning the loss.
+
+Every head exposes its classifier as ``head.weight`` (``num_classes x embedding_size``) and returns a
+:class:`HeadOutput`; ``logits``/``targets`` (when not None) give training accuracy as
+``(logits.argmax(1) == targets).float().mean()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class HeadOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+    def accuracy(self) -> float | None:
+        if self.logits is None or self.targets is None:
+            return None
+        return (self.logits.detach().argmax(1) == self.targets).float().mean().item()
+
+
+_HEADS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_head(name: str):
+    """Decorator for ``builder(embedding_size, num_classes, **kwargs) -> nn.Module``."""
+
+    def wrap(builder):
+        if name in _HEADS:
+            raise ValueError(f"head {name!r} registered twice")
+        _HEADS[name] = builder
+        return builder
+
+    return wrap
+
+
+def create_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
+    if name not in _HEADS:
+        raise ValueError(f"unknown head {name!r}; known: {', '.join(sorted(_HEADS))}")
+    return _HEADS[name](embedding_size=embedding_size, num_classes=num_classes, **kwargs)
+
+
+def list_heads() -> list[str]:
+    return sorted(_HEADS)

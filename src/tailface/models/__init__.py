@@ -1,0 +1,6 @@
+"""Backbones: ``create_model(name, input_size=None, embedding_size=512)``; see :func:`list_models`."""
+
+from tailface.models.registry import create_model, default_input_size, list_models, register_model
+from tailface.models import small  # noqa: F401  (registers its models)
+
+__all__ = ["create_model", "default_input_size", "list_models", "register_model"]
