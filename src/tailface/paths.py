@@ -18,3 +18,18 @@ def faces_root() -> Path:
         if candidate.is_dir():
             return candidate
     return _REPO_ROOT.parent / "shared" / "data" / "faces"
+
+
+PREPARED_NAMES = ("lfw", "celeba-aligned", "celeba-wild", "celeba-train")
+
+
+def prepared_root() -> Path:
+    """Where ``tailface prepare`` writes aligned real datasets: ``$TAILFACE_DATA`` or ``./data``.
+
+    Each prepared set is a folder ``<root>/<name>/`` holding ``train.rec`` and ``train.idx``
+    (names in :data:`PREPARED_NAMES`)."""
+    return Path(os.environ.get("TAILFACE_DATA", Path.cwd() / "data"))
+
+
+def prepared_path(name: str) -> Path:
+    return prepared_root() / name
