@@ -36,7 +36,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{name}: not a readable image ({len(data)} bytes, unknown format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{name}: corrupt or truncated image: {exc}") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)  # a writable copy
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -13,8 +13,10 @@ Two layouts are read by :class:`RecordIOFaceSet`:
 * InsightFace (MS1M, Glint360K, WebFace packs, and what :func:`write_recordio` writes): record 0 has
   ``flag > 0`` and labels ``[A, B]``; keys ``1..A-1`` are images, keys ``A..B-1`` identity records
   whose labels are the ``[start, end)`` key range of that identity's images.
+  A pack whose record 0 says ``B == A`` (no identity records) takes its labels from the image
+  headers instead, as InsightFace's ``MXFaceDataset`` does.
 * plain im2rec: every key is an image whose label is the header label (or the first of ``flag``
-  labels); labels must be integers.
+  labels); labels must be integers. Sparse labels are mapped densely, their values kept as names.
 """
 
 from __future__ import annotations
@@ -338,6 +340,8 @@ class RecordIOFaceSet(FaceSet):
             raise DataError(f"{rec}: header range (images 1..{a - 1}, identities {a}..{b - 1}) does not "
                             f"match the keys of {idx}: {detail}")
         image_keys = np.arange(1, a, dtype=np.int64)
+        if b == a:  # no identity records: labels from the image headers, as MXFaceDataset reads them
+            return self._labels_from_headers(image_keys)
         labels = np.full(a - 1, -1, dtype=np.int64)
         names = []
         for cls, key in enumerate(range(a, b)):
@@ -358,7 +362,9 @@ class RecordIOFaceSet(FaceSet):
         return image_keys, labels, names
 
     def _im2rec_layout(self):
-        keys = np.array(sorted(self.reader.index), dtype=np.int64)
+        return self._labels_from_headers(np.array(sorted(self.reader.index), dtype=np.int64))
+
+    def _labels_from_headers(self, keys: np.ndarray):
         raw = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys):
             value = self.reader.peek_header(int(key)).first_label
