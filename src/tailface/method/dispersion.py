@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
+from tailface.method.dispersed_linear import dispersed_linear
 
 MARGINS = ("none", "cosface", "arcface")
 MODES = ("sample", "batch")
@@ -132,9 +133,6 @@ class DispersionHead(nn.Module):
         labels = labels.long()
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
-        w_tail = w[nh:]
-        logits = f @ torch.cat([w[:nh], self.super_weight(w)]).t()  # B x (N_h + N_k)
-
         rows = torch.arange(len(labels), device=labels.device)
         is_tail = labels >= nh
         head_rows, tail_rows = rows[~is_tail], rows[is_tail]
@@ -143,14 +141,18 @@ class DispersionHead(nn.Module):
         target_col = labels.clone()
         target_col[tail_rows] = nh + tail_super
 
-        # dispersed (row, super class) pairs and their member logits (P x m)
+        # logits against [W_head; Phi] (B x (N_h + N_k)) and member logits of the dispersed
+        # (row, super class) pairs (P x m)
+        common = (nh, self.super_of_tail, self.super_sizes)
         if self.mode == "sample":
             pair_rows, pair_super = tail_rows, tail_super
-            member_logits = torch.einsum("pd,pmd->pm", f[tail_rows], w_tail[self.members[tail_super]])
+            logits, member_logits = dispersed_linear(f, w, *common, self.members[tail_super], tail_rows,
+                                                     renormalize_phi=self.renormalize_phi)
             target_pair = torch.arange(len(tail_rows), device=labels.device)
         else:
             active, inverse = torch.unique(tail_super, return_inverse=True)
-            grid = f @ w_tail[self.members[active]].reshape(-1, w.shape[1]).t()  # B x (A*m)
+            logits, grid = dispersed_linear(f, w, *common, self.members[active], None,
+                                            renormalize_phi=self.renormalize_phi)  # B x (A*m)
             member_logits = grid.reshape(len(labels) * len(active), self.members.shape[1])
             pair_rows = rows.repeat_interleave(len(active))
             pair_super = active.repeat(len(labels))
