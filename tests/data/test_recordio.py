@@ -232,18 +232,32 @@ def test_header_range_does_not_match_idx_keys(packed):
         RecordIOFaceSet(packed)
 
 
-def insightface_pack(path, identity_ranges, n_images=4):
+def insightface_pack(path, identity_ranges, n_images=4, image_labels=None):
     a = n_images + 1
     records = [(0, pack_record(IRHeader(2, np.array([a, a + len(identity_ranges)], "<f4"))))]
-    records += [(k, im2rec_payload(0.0, k)) for k in range(1, a)]
+    image_labels = image_labels or [0.0] * n_images
+    records += [(k, im2rec_payload(image_labels[k - 1], k)) for k in range(1, a)]
     records += [(a + j, pack_record(IRHeader(2, np.array(r, "<f4")))) for j, r in enumerate(identity_ranges)]
     write_raw(path, records)
 
 
-def test_hand_built_insightface_pack(tmp_path):
+def test_hand_built_insightface_pack(tmp_path, caplog):
     insightface_pack(tmp_path / "ok.rec", [(1, 3), (3, 5)])
     fs = RecordIOFaceSet(tmp_path / "ok.rec")
     assert fs.layout == "insightface" and fs.labels.tolist() == [0, 0, 1, 1]
+    assert fs.class_names == ["0", "1"]  # all image labels are 0: names fall back to record order
+    # a record beyond the header's range is ignored (as InsightFace's MXFaceDataset does), with a warning
+    data = (tmp_path / "ok.rec").read_bytes()
+    extra = im2rec_payload(3.0, 9)
+    (tmp_path / "ok.rec").write_bytes(data + struct.pack("<II", MAGIC, len(extra)) + extra + b"\0" * (-len(extra) % 4))
+    with open(tmp_path / "ok.idx", "a") as f:
+        f.write(f"50\t{len(data)}\n")
+    with caplog.at_level("WARNING"):
+        assert len(RecordIOFaceSet(tmp_path / "ok.rec")) == 4
+    assert "ignoring 1 records outside" in caplog.text
+    insightface_pack(tmp_path / "named.rec", [(1, 2), (2, 5)], image_labels=[40.0, 7.0, 7.0, 7.0])
+    named = RecordIOFaceSet(tmp_path / "named.rec")
+    assert named.class_names == ["40", "7"] and named.labels.tolist() == [0, 1, 1, 1]
 
 
 def test_insightface_pack_without_identity_records_uses_image_labels(tmp_path):

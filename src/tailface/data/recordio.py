@@ -333,12 +333,14 @@ class RecordIOFaceSet(FaceSet):
         a, b = int(a), int(b)
         keys = set(self.reader.index)
         missing = [k for k in range(b) if k not in keys]
-        extra = sorted(k for k in keys if not 0 <= k < b)
-        if missing or extra:
-            detail = (f"{len(missing)} keys in [0, {b}) are missing (e.g. {missing[:3]})" if missing
-                      else f"{len(extra)} keys lie outside [0, {b}) (e.g. {extra[:3]})")
+        if missing:
             raise DataError(f"{rec}: header range (images 1..{a - 1}, identities {a}..{b - 1}) does not "
-                            f"match the keys of {idx}: {detail}")
+                            f"match the keys of {idx}: {len(missing)} keys in [0, {b}) are missing "
+                            f"(e.g. {missing[:3]})")
+        extra = sorted(k for k in keys if not 0 <= k < b)
+        if extra:  # InsightFace's own reader ignores them too
+            log.warning("%s: ignoring %d records outside the header's key range [0, %d) (e.g. key %d)",
+                        rec, len(extra), b, extra[0])
         image_keys = np.arange(1, a, dtype=np.int64)
         if b == a:  # no identity records: labels from the image headers, as MXFaceDataset reads them
             return self._labels_from_headers(image_keys)
@@ -355,6 +357,10 @@ class RecordIOFaceSet(FaceSet):
                 raise DataError(f"{rec}: identity record {key} range [{lo}, {hi}) overlaps another identity")
             labels[lo - 1:hi - 1] = cls
             names.append(_label_name(self.reader.peek_header(lo).first_label) if hi > lo else str(cls))
+        if len(set(names)) != len(names):
+            log.warning("%s: the image labels do not tell the identities apart; classes are named by "
+                        "identity record order instead", rec)
+            names = [str(c) for c in range(len(names))]
         orphans = np.flatnonzero(labels < 0)
         if len(orphans):
             raise DataError(f"{rec}: {len(orphans)} image records belong to no identity record "
