@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tailface.data.faceset import InMemoryFaceSet
+from tailface.data.open import open_faceset
 from tailface.data.images import decode_image, encode_jpeg
 from tailface.data.recordio import (MAGIC, IRHeader, RecordIOFaceSet, RecordIOReader, RecordIOWriter,
                                     pack_record, read_index, unpack_record, write_recordio)
@@ -296,3 +297,18 @@ def test_dataloader_with_two_workers(packed):
     assert torch.cat(labels).tolist() == fs.labels.tolist()
     expected = torch.stack([torch.from_numpy(fs.read(i).copy()).permute(2, 0, 1).float() for i in range(len(fs))])
     torch.testing.assert_close(torch.cat(images), (expected - 127.5) / 128.0)
+
+
+def test_empty_image_records_fail_at_read_or_are_skipped(tmp_path):
+    rec = tmp_path / "plain.rec"
+    empty = struct.pack("<IfQQ", 0, 4.0, 0, 0)
+    write_raw(rec, [(0, im2rec_payload(1.0, 1)), (1, empty), (2, im2rec_payload(2.0, 3))])
+    fs = RecordIOFaceSet(rec)
+    assert len(fs) == 3
+    with pytest.raises(DataError, match=r"plain.rec#1: empty image"):
+        fs.read(1)
+    skipping = open_faceset(rec, skip_bad=True)
+    assert skipping.keys.tolist() == [0, 2] and skipping.class_names == ["1", "2"]
+    assert skipping.skipped == [("1", "empty image (0 bytes)")]
+    with pytest.raises(DataError, match="do not apply to a RecordIO pack"):
+        open_faceset(rec, root="x")

@@ -32,7 +32,7 @@ def run(args) -> int:
         raise ConfigError(f"{args.out}: the output must end in .rec")
     if not 1 <= args.quality <= 100:
         raise ConfigError(f"--quality must be in 1..100, got {args.quality}")
-    kw = {"skip_bad": True} if args.skip_bad and _is_file_source(args.data) else {}
+    kw = {"skip_bad": True} if args.skip_bad and args.data != "synthetic" else {}
     faceset = open_faceset(args.data, **kw)
     print(f"read {faceset.source}: {len(faceset)} images, {faceset.num_classes} classes")
     skipped_files = list(getattr(faceset, "skipped", []))
@@ -49,8 +49,3 @@ def run(args) -> int:
     print(f"wrote {result.path} (+ .idx): {result.num_images} images, {result.num_classes} classes")
     return 0
 
-
-def _is_file_source(spec: str) -> bool:
-    """Specs whose source takes ``skip_bad`` (not a .rec, not synthetic)."""
-    path = Path(spec)
-    return spec != "synthetic" and path.suffix != ".rec" and not (path / "train.rec").is_file()

@@ -53,6 +53,7 @@ def open_faceset(spec: str | os.PathLike | None = None, **kw) -> FaceSet:
 def _recordio(path: Path, **kw) -> FaceSet:
     from tailface.data.recordio import RecordIOFaceSet
 
-    if kw:
-        raise DataError(f"{path}: options {sorted(kw)} do not apply to a RecordIO pack")
-    return RecordIOFaceSet(path)
+    unknown = sorted(set(kw) - {"skip_bad"})
+    if unknown:
+        raise DataError(f"{path}: options {unknown} do not apply to a RecordIO pack")
+    return RecordIOFaceSet(path, **kw)

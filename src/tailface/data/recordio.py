@@ -204,6 +204,22 @@ class RecordIOReader:
     def read_header(self, key: int) -> tuple[IRHeader, bytes]:
         return unpack_record(self.read(key), f"{self.path_rec}#{key}")
 
+    def image_size(self, key: int) -> int:
+        """Bytes of record ``key`` after its IRHeader and labels (the encoded image), reading only
+        the first bytes when the record is not split."""
+        offset = self.index.get(key)
+        if offset is None:
+            raise DataError(f"{self.path_idx}: no record with key {key}")
+        f = self._file()
+        f.seek(offset)
+        head = f.read(_CHUNK_HEAD.size + 4)
+        if len(head) == _CHUNK_HEAD.size + 4:
+            magic, lrec, flag = struct.unpack("<III", head)
+            length = lrec & _LENGTH_MASK
+            if magic == MAGIC and lrec >> 29 == 0 and length >= _IR.size + 4 * flag:
+                return length - _IR.size - 4 * flag
+        return len(self.read_header(key)[1])
+
     def peek_header(self, key: int, max_labels: int = 8) -> IRHeader:
         """The IRHeader of record ``key``, reading only its first bytes when it is not split."""
         want = _IR.size + 4 * max_labels
@@ -304,9 +320,15 @@ class RecordIOFaceSet(FaceSet):
 
     Class names come from ``classes.txt`` beside the ``.rec`` when present (as written by
     :func:`write_recordio`), else the label numbers; image ids from ``image_ids.txt`` beside it,
-    else the record keys."""
+    else the record keys.
 
-    def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None):
+    Bad images: as for the file sources, the cheap check happens up front and decoding at
+    :meth:`read` time (a corrupt record raises a DataError naming ``file#key``). Image records with
+    an empty image are an error when read; with ``skip_bad=True`` every record's length is checked
+    on opening (one small read per image) and empty ones are left out, listed in ``skipped``."""
+
+    def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None,
+                 skip_bad: bool = False):
         self.reader = RecordIOReader(rec_path, idx_path)
         self.source = str(self.reader.path_rec)
         header0 = self.reader.read_header(0)[0] if 0 in self.reader.index else None
@@ -320,7 +342,22 @@ class RecordIOFaceSet(FaceSet):
         self.class_names = _sidecar(folder / CLASSES_FILE, len(names), "classes", self.source) or names
         self.image_ids = (_sidecar(folder / IMAGE_IDS_FILE, len(self.keys), "images", self.source)
                           or [str(k) for k in self.keys])
+        self.skipped = []
+        if skip_bad:
+            self._drop_empty_images()
         self.check_labels()
+
+    def _drop_empty_images(self) -> None:
+        keep = np.array([self.reader.image_size(int(k)) > 0 for k in self.keys], dtype=bool)
+        if keep.all():
+            return
+        self.skipped = [(self.image_ids[i], "empty image (0 bytes)") for i in np.flatnonzero(~keep)]
+        log.warning("%s: skipped %d of %d image records with no image bytes (e.g. %s)", self.source,
+                    len(self.skipped), len(keep), self.skipped[0][0])
+        used, dense = np.unique(self.labels[keep], return_inverse=True)
+        self.keys, self.labels = self.keys[keep], dense.reshape(-1).astype(np.int64)
+        self.class_names = [self.class_names[c] for c in used]
+        self.image_ids = [s for s, k in zip(self.image_ids, keep) if k]
 
     def _insightface_layout(self, header0: IRHeader):
         rec, idx = self.source, self.reader.path_idx
