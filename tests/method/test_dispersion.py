@@ -192,3 +192,16 @@ def test_bad_labels_are_rejected():
     head = DispersionHead(3, 2, np.array([0, 0]))
     with pytest.raises(ValueError, match="labels must be in"):
         head(torch.randn(2, 3), torch.tensor([0, 4]))
+
+
+def test_normalize_rows_matches_autograd():
+    from tailface.method.dispersed_linear import normalize_rows
+
+    w = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(7, 5, dtype=torch.float64)
+    (normalize_rows(w) * g).sum().backward()
+    ours = w.grad.clone()
+    w.grad = None
+    (F.normalize(w, dim=1) * g).sum().backward()
+    torch.testing.assert_close(ours, w.grad)
+    torch.testing.assert_close(normalize_rows(w), F.normalize(w, dim=1))

@@ -27,17 +27,15 @@ length down-weights a super class whose members have spread apart, see docs/meth
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
-from tailface.method.dispersed_linear import dispersed_linear
+from tailface.heads.margins import MARGINS, target_margin
+from tailface.method.dispersed_linear import dispersed_linear, normalize_rows
 
-MARGINS = ("none", "cosface", "arcface")
 MODES = ("sample", "batch")
 
 
@@ -64,20 +62,6 @@ def member_table(super_of_tail: np.ndarray, num_super: int | None = None):
     return members, mask, slot
 
 
-def target_margin(cos: torch.Tensor, kind: str, m: float) -> torch.Tensor:
-    """Margin applied to target cosines: CosFace ``cos - m``; ArcFace ``cos(theta + m)`` (with the
-    usual ``cos - m sin(m)`` fallback once ``theta + m`` passes pi, keeping it monotonic)."""
-    if kind == "none":
-        return cos
-    if kind == "cosface":
-        return cos - m
-    if kind == "arcface":
-        sin = torch.sqrt((1.0 - cos * cos).clamp_min(1e-12))
-        shifted = cos * math.cos(m) - sin * math.sin(m)
-        return torch.where(cos > math.cos(math.pi - m), shifted, cos - m * math.sin(m))
-    raise ValueError(f"unknown margin {kind!r}; known: {', '.join(MARGINS)}")
-
-
 class DispersionHead(nn.Module):
     """Dispersion softmax over ``N_h`` head and ``N_t`` tail classes grouped into ``N_k`` super
     classes. ``forward(features, labels) -> HeadOutput(loss, logits, targets)`` where ``logits``
@@ -86,7 +70,7 @@ class DispersionHead(nn.Module):
 
     def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: str = "none",
                  scale: float = 64.0, margin_value: float = 0.5, mode: str = "sample",
-                 renormalize_phi: bool = False):
+                 renormalize_phi: bool = False, easy_margin: bool = False):
         super().__init__()
         if margin not in MARGINS:
             raise ValueError(f"unknown margin {margin!r}; known: {', '.join(MARGINS)}")
@@ -100,7 +84,7 @@ class DispersionHead(nn.Module):
         self.num_tail = len(super_of_tail)
         self.num_super = members.shape[0]
         self.margin, self.scale, self.margin_value = margin, float(scale), float(margin_value)
-        self.mode, self.renormalize_phi = mode, bool(renormalize_phi)
+        self.mode, self.renormalize_phi, self.easy_margin = mode, bool(renormalize_phi), bool(easy_margin)
         self.weight = nn.Parameter(torch.empty(self.num_head + self.num_tail, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
         self.register_buffer("super_of_tail", torch.from_numpy(super_of_tail))
@@ -126,10 +110,14 @@ class DispersionHead(nn.Module):
         return F.normalize(phi, dim=1) if self.renormalize_phi else phi
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> HeadOutput:
+        dtype = torch.promote_types(features.dtype, torch.float32)
+        with torch.autocast(features.device.type, enabled=False):
+            return self._forward(features.to(dtype), self.weight.to(dtype), labels)
+
+    def _forward(self, f: torch.Tensor, w: torch.Tensor, labels: torch.Tensor) -> HeadOutput:
         nh = self.num_head
-        f, w = features, self.weight.to(features.dtype)
         if self.margin != "none":
-            f, w = F.normalize(f, dim=1), F.normalize(w, dim=1)
+            f, w = F.normalize(f, dim=1), normalize_rows(w)
         labels = labels.long()
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
@@ -162,9 +150,9 @@ class DispersionHead(nn.Module):
         # margin on the target logit only, then scale
         if self.margin != "none":
             m = self.margin_value
-            head_target = target_margin(logits[head_rows, labels[head_rows]], self.margin, m)
+            head_target = target_margin(logits[head_rows, labels[head_rows]], self.margin, m, self.easy_margin)
             logits = logits.index_put((head_rows, labels[head_rows]), head_target)
-            tail_target = target_margin(member_logits[target_pair, target_slot], self.margin, m)
+            tail_target = target_margin(member_logits[target_pair, target_slot], self.margin, m, self.easy_margin)
             member_logits = member_logits.index_put((target_pair, target_slot), tail_target)
             logits, member_logits = logits * self.scale, member_logits * self.scale
 
