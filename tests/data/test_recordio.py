@@ -312,3 +312,13 @@ def test_empty_image_records_fail_at_read_or_are_skipped(tmp_path):
     assert skipping.skipped == [("1", "empty image (0 bytes)")]
     with pytest.raises(DataError, match="do not apply to a RecordIO pack"):
         open_faceset(rec, root="x")
+
+
+def test_faceset_pickles_without_its_file_handle(packed):
+    import pickle
+
+    fs = RecordIOFaceSet(packed)
+    first = fs.read(0)
+    clone = pickle.loads(pickle.dumps(fs))  # what spawn-started DataLoader workers receive
+    assert clone.reader._handle is None
+    np.testing.assert_array_equal(clone.read(0), first)
