@@ -125,6 +125,12 @@ def test_list_file_mxnet_lst_format(folder):
     fs = ListFileFaceSet(lst)
     assert fs.class_names == ["2", "5"] and fs.labels.tolist() == [1, 0]
     assert fs.image_ids == ["bob/b1.png", "alice/a1.png"]
+    spaced = root / "bob/with space.png"
+    spaced.write_bytes((root / "bob/b1.png").read_bytes())
+    (root / "tabs.txt").write_text("bob/with space.png\t4\n")
+    assert ListFileFaceSet(root / "tabs.txt").image_ids == ["bob/with space.png"]
+    (root / "spaces.txt").write_text("bob/with space.png 4\n")
+    assert ListFileFaceSet(root / "spaces.txt").image_ids == ["bob/with space.png"]
 
 
 @pytest.mark.parametrize("line, message", [

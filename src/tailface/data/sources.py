@@ -135,8 +135,11 @@ class ListFileFaceSet(FileFaceSet):
         self.root = Path(root) if root is not None else list_file.parent
         rel, labels = [], []
         for lineno, line, fields in _fields(list_file):
-            if "\t" in line and len(fields) >= 3:  # im2rec .lst: index, label(s), path
-                path, label = line.rstrip("\n").split("\t")[-1], fields[1]
+            tabbed = line.strip().split("\t")
+            if len(tabbed) >= 3:  # im2rec .lst: index, label(s), path
+                path, label = tabbed[-1], tabbed[1]
+            elif len(tabbed) == 2:
+                path, label = tabbed
             elif len(fields) >= 2:
                 path, label = line.strip().rsplit(None, 1)[0], fields[-1]
             else:
