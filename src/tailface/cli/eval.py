@@ -1,0 +1,44 @@
+"""``tailface eval (CHECKPOINT | --features FILE.npz)``: evaluation protocols -> metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tailface.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a checkpoint or a features file",
+        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy) on a trained "
+                    "checkpoint (features extracted with flip fusion, LFW features cached in OUT) or "
+                    "on a features .npz; prints a table and writes OUT/metrics.json and plots. The "
+                    "LFW protocols need the aligned LFW set from `tailface prepare lfw`.")
+    p.add_argument("checkpoint", nargs="?", type=Path, help="checkpoint (.pt)")
+    p.add_argument("--features", type=Path, help="features .npz instead of a checkpoint")
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated (default: synthetic for a checkpoint, "
+                        "blufr,lfw,megaface-proxy for a features file)")
+    p.add_argument("--out", type=Path, default=Path("eval"), help="output folder (default ./eval)")
+    p.add_argument("--lfw", type=Path, default=None, help="aligned LFW set (default data/lfw)")
+    p.add_argument("--faces-root", type=Path, default=None, help="real data root (BLUFR config, pairs.txt)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tailface.eval.api import evaluate_checkpoint, evaluate_features
+
+    if (args.checkpoint is None) == (args.features is None):
+        raise ConfigError("give either a CHECKPOINT or --features FILE.npz (exactly one)")
+    if args.features is not None:
+        evaluate_features(args.features, args.protocols or "blufr,lfw,megaface-proxy", args.out,
+                          faces_root=args.faces_root, plots=not args.no_plots)
+    else:
+        evaluate_checkpoint(args.checkpoint, args.protocols or "synthetic", args.out, lfw=args.lfw,
+                            faces_root=args.faces_root, batch_size=args.batch_size,
+                            plots=not args.no_plots)
+    print(f"wrote {args.out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,57 @@
+"""PNG plots of evaluation curves (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(5, 4), dpi=100)
+
+
+def _save(plt, fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _positive(far, values):
+    far, values = np.asarray(far, float), np.asarray(values, float)
+    keep = far > 0  # log axis
+    return far[keep], values[keep]
+
+
+def plot_roc(far, rate, path, title="Verification ROC", ylabel="verification rate (%)") -> Path:
+    plt, fig, ax = _figure()
+    x, y = _positive(far, rate)
+    ax.semilogx(x * 100, y * 100, marker=".")
+    ax.set(xlabel="false accept rate (%)", ylabel=ylabel, title=title, ylim=(0, 100))
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def plot_dir(far, dir_rank, path, rank=1) -> Path:
+    return plot_roc(far, dir_rank, path, title=f"Open-set identification, rank {rank}",
+                    ylabel="detection and identification rate (%)")
+
+
+def plot_cmc(ranks, rates, path, title="CMC", labels=None) -> Path:
+    plt, fig, ax = _figure()
+    rates = np.atleast_2d(np.asarray(rates, float))
+    for i, r in enumerate(rates):
+        ax.plot(ranks, r * 100, marker=".", label=None if labels is None else labels[i])
+    if labels is not None:
+        ax.legend(fontsize=7)
+    ax.set(xlabel="rank", ylabel="identification rate (%)", title=title, ylim=(0, 100))
+    ax.grid(True, alpha=0.3)
+    return _save(plt, fig, path)
