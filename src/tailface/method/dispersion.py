@@ -156,12 +156,15 @@ class DispersionHead(nn.Module):
             member_logits = member_logits.index_put((target_pair, target_slot), tail_target)
             logits, member_logits = logits * self.scale, member_logits * self.scale
 
-        target_logit = logits[rows, labels.clamp(max=logits.shape[1] - 1)]
-        target_logit = target_logit.index_put((tail_rows,), member_logits[target_pair, target_slot])
         mask = self.member_mask[pair_super]
         dispersed = member_logits.masked_fill(~mask, float("-inf")).logsumexp(dim=1)
         logits = logits.index_put((pair_rows, nh + pair_super), dispersed)
-        loss = (logits.logsumexp(dim=1) - target_logit).mean()
+        # -log p = logsumexp(row) - target logit. Written as the fused cross-entropy at the target
+        # column plus, for tail samples, (column value - own member logit): the column holds the
+        # log-sum-exp of the whole super class, the numerator is the target member alone.
+        loss = F.cross_entropy(logits, target_col, reduction="sum")
+        own = member_logits[target_pair, target_slot]
+        loss = (loss + (dispersed[target_pair] - own).sum()) / len(labels)
         return HeadOutput(loss, logits, target_col)
 
 
