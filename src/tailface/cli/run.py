@@ -1,0 +1,62 @@
+"""``tailface run [CONFIG]``: the aggregate-and-disperse pipeline; ``tailface norms CHECKPOINT``:
+classifier row norms per group A-D."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="run the aggregate-and-disperse pipeline (resumable)",
+                              description="Base model (AB) -> tail features -> clustering -> prototype -> "
+                                          "dispersion -> evaluation; every stage under OUT/<stage>/, "
+                                          "completed stages skipped, interrupted training resumed.")
+    p.add_argument("config", nargs="?", help="experiment YAML (default: configs/method/synthetic.yaml)")
+    p.add_argument("--out", help="output folder (default: runs/<config name>)")
+    p.add_argument("--data", help="training set spec for open_faceset (overrides data.train)")
+    p.set_defaults(func=_run)
+
+    n = subparsers.add_parser("norms", help="classifier row norms per group A-D of a checkpoint",
+                              description="Mean/std/median L2 norm of the classifier rows of each group "
+                                          "(paper Fig. 2a). Works for plain heads over all classes and for "
+                                          "dispersion heads.")
+    n.add_argument("checkpoint", nargs="+", help="checkpoint(s) (final.pt / last.pt)")
+    n.add_argument("--data", help="the training set the checkpoint was trained on (default: synthetic)")
+    n.add_argument("--groups", nargs=3, type=int, metavar=("A", "B", "C"), default=(21, 10, 4),
+                   help="group thresholds (default 21 10 4)")
+    n.add_argument("--plot", help="write a PNG bar chart here")
+    n.set_defaults(func=_norms)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tailface.method.config import load_config
+    from tailface.method.pipeline import DEFAULT_CONFIG, run_pipeline
+
+    config = Path(args.config) if args.config else DEFAULT_CONFIG
+    doc = load_config(config)
+    out = Path(args.out) if args.out else Path("runs") / config.stem
+    report = run_pipeline(doc, out, data=args.data)
+    print(f"report: {report}")
+    return 0
+
+
+def _norms(args: argparse.Namespace) -> int:
+    from tailface.data.groups import GroupThresholds
+    from tailface.data.open import open_faceset
+    from tailface.errors import ConfigError
+    from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
+
+    try:
+        thresholds = GroupThresholds(*args.groups)
+    except ValueError as exc:
+        raise ConfigError(f"--groups: {exc}") from None
+    faceset = open_faceset(args.data)
+    results = {}
+    for ckpt in args.checkpoint:
+        weight, groups = checkpoint_row_groups(ckpt, faceset, thresholds)
+        results[str(ckpt)] = norms_by_group(weight, groups)
+    print(norms_table(results))
+    if args.plot:
+        print(f"plot: {plot_norms(args.plot, results)}")
+    return 0
