@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from tailface.data.faceset import FaceSet
 from tailface.errors import DataError
 
 #: Left eye, right eye, nose tip, left and right mouth corners (image left/right) in a 112x112 crop.
@@ -111,3 +112,40 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
     return np.ascontiguousarray(image)
+
+
+class AlignedFaceSet(FaceSet):
+    """``parent``'s images aligned on read. ``landmarks`` is N x 5 x 2 (NaN rows: no face found);
+    those rows use ``fallback``: ``"center-crop"``, a 5x2 array of landmarks to use instead
+    (e.g. the set's mean landmarks), or ``None`` to refuse them (DataError listing them)."""
+
+    def __init__(self, parent: FaceSet, landmarks: np.ndarray, output_size: int = 112,
+                 fallback: str | np.ndarray | None = None):
+        landmarks = np.asarray(landmarks, dtype=np.float64)
+        if landmarks.shape != (len(parent), 5, 2):
+            raise ValueError(f"landmarks must be {len(parent)}x5x2, got {landmarks.shape}")
+        self.parent = parent
+        self.landmarks = landmarks
+        self.output_size = output_size
+        self.missing = np.flatnonzero(~np.isfinite(landmarks).all(axis=(1, 2)))
+        if len(self.missing) and fallback is None:
+            raise DataError(f"{parent.source}: {len(self.missing)} of {len(parent)} images have no "
+                            f"landmarks (e.g. {', '.join(self.missing_ids(5))}); "
+                            f"use a fallback (center-crop) or add their landmarks")
+        if isinstance(fallback, str) and fallback != "center-crop":
+            raise ValueError(f"fallback must be 'center-crop', landmarks or None, got {fallback!r}")
+        self.fallback = fallback
+        self.labels, self.class_names = parent.labels, parent.class_names
+        self.image_ids, self.source = parent.image_ids, parent.source
+
+    def missing_ids(self, limit: int | None = None) -> list[str]:
+        return [self.parent.image_ids[i] for i in self.missing[:limit]]
+
+    def _read(self, i: int) -> np.ndarray:
+        image = self.parent.read(i)
+        points = self.landmarks[i]
+        if not np.isfinite(points).all():
+            if isinstance(self.fallback, str):
+                return center_crop(image, self.output_size)
+            points = self.fallback
+        return align_face(image, points, self.output_size)
