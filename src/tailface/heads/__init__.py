@@ -1,6 +1,6 @@
 """Classification heads: ``create_head(name, embedding_size, num_classes, **kwargs)``."""
 
 from tailface.heads.base import HeadOutput, create_head, list_heads, register_head
-from tailface.heads import softmax  # noqa: F401  (registers)
+from tailface.heads import softmax, cosface, arcface, center_loss, range_loss  # noqa: F401  (registers)
 
 __all__ = ["HeadOutput", "create_head", "list_heads", "register_head"]

@@ -1,0 +1,23 @@
+"""ArcFace (Deng et al. 2019): target logit ``s * cos(theta + m)``; s = 64, m = 0.5.
+
+The margin is differentiated (see ``margins.py`` for the ``theta + m > pi`` fallback and the
+``easy_margin`` option).
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from tailface.heads.base import register_head
+from tailface.heads.margin_head import MarginHead
+
+
+class ArcFaceHead(MarginHead):
+    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5,
+                 easy_margin: bool = False):
+        super().__init__(embedding_size, num_classes, "arcface", s, m, easy_margin)
+
+
+@register_head("arcface")
+def arcface(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
+    return ArcFaceHead(embedding_size, num_classes, **kwargs)
