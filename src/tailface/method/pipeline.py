@@ -131,8 +131,10 @@ def stage_features(exp: Experiment, base_ckpt: Path) -> Path:
     tail_images = np.flatnonzero(np.isin(exp.faceset.labels, exp.part.tail))
     tail_set = exp.faceset.subset(tail_images, relabel=False)
     _log(f"features: {len(tail_set)} tail images through the base model")
-    model, _ = load_model(base_ckpt)
-    feats = extract_features(model, tail_set, exp.image_size(), batch_size=exp.method.feature_batch_size)
+    model, meta = load_model(base_ckpt)
+    size = meta.get("image_size") or exp.image_size()
+    size = int(size[0]) if isinstance(size, (list, tuple)) else int(size)
+    feats = extract_features(model, tail_set, size, batch_size=exp.method.feature_batch_size)
     tmp = path.with_name("tail.tmp.npz")
     save_features(tmp, feats, tail_set.image_ids, tail_set.labels)
     os.replace(tmp, path)
@@ -149,7 +151,7 @@ def stage_cluster(exp: Experiment, features_path: Path) -> Aggregation:
         return load_aggregation(path, exp.part)
     folder.mkdir(parents=True, exist_ok=True)
     loaded = load_features(features_path)
-    feats, labels = loaded[0], loaded[2]
+    feats, labels = loaded["features"], loaded["labels"]
     m = exp.method
     agg = aggregate(feats, labels, exp.part, num_super=m.num_super, ratio=m.ratio, normalize=m.normalize_means,
                     spherical=m.spherical, init=m.kmeans_init, niter=m.kmeans_iters,
@@ -230,24 +232,16 @@ def _last_row(csv_path: Path) -> dict:
 
 
 def _metrics_table(metrics: dict[str, dict]) -> str:
-    flat = {}
-    for name, doc in metrics.items():
-        flat[name] = {}
+    """Markdown: one row per (protocol, metric), one column per evaluated model (values in %)."""
+    from tailface.eval.api import summary_rows
 
-        def walk(prefix, value):
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(f"{prefix}.{k}" if prefix else str(k), v)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                flat[name][prefix] = value
-
-        walk("", doc)
-    keys = sorted({k for d in flat.values() for k in d})
+    per_model = {name: {(p, m): v for p, m, v in summary_rows(doc)} for name, doc in metrics.items()}
+    keys = list(dict.fromkeys(k for rows in per_model.values() for k in rows))
     if not keys:
         return "(no metrics)"
-    lines = ["| metric | " + " | ".join(flat) + " |", "|---|" + "---:|" * len(flat)]
-    for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"{flat[n][k]:.4f}" if k in flat[n] else "-" for n in flat) + " |")
+    lines = ["| protocol | metric (%) | " + " | ".join(per_model) + " |", "|---|---|" + "---:|" * len(per_model)]
+    for key in keys:
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(rows.get(key, "-") for rows in per_model.values()) + " |")
     return "\n".join(lines)
 
 
@@ -272,7 +266,10 @@ def write_report(exp: Experiment, agg: Aggregation, epochs: tuple[int, int, int]
         row = _last_row(out / stage / "train.csv")
         if row:
             lines.append(f"| {stage} | " + ", ".join(f"{k}={v}" for k, v in row.items()) + " |")
-    lines += ["", "## Evaluation", "", _metrics_table(metrics) if metrics else "(no evaluation protocols configured)", ""]
+    lines += ["", "## Evaluation", "",
+              "ours = dispersion model; base = the AB baseline (head classes only); abcd = plain softmax "
+              "on all classes with the method's budget.", "",
+              _metrics_table(metrics) if metrics else "(no evaluation protocols configured)", ""]
     if norms:
         lines += ["## Classifier row norms per group", "",
                   "Paper, Fig. 2a: under plain softmax the rows of tail classes (C, D) get smaller norms.", "",
