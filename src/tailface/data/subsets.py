@@ -1,0 +1,156 @@
+"""Subsets of a labelled dataset, as sorted arrays of image indices (deterministic by seed).
+
+- :func:`composition_subset`: keep chosen long-tail groups (the paper's Table 2: A, AB, ABC,
+  ABCD), optionally only a number of random identities of some groups.
+- :func:`uniform_subset` / :func:`long_tail_subset`: the paper's Fig. 3 study, two training
+  sets with the same number of identities AND images, one with (nearly) equal images per
+  identity and one long-tailed. The long-tail profile is a power law: the identity of rank ``k`` of
+  ``N`` gets about ``(N / k) ** alpha`` images (so the last has one), capped at the largest class
+  allowed, with ``alpha`` solved so the sizes add up to the requested image count; identities are then drawn at
+  random among those with enough images for their rank.
+
+Groups are those of the full dataset (its class sizes), not of the subset.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from tailface.data.groups import GROUPS, GroupThresholds, group_of_counts
+from tailface.errors import ConfigError
+
+
+def _class_counts(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (len(labels) and labels.min() < 0):
+        raise ValueError("labels must be a 1-D array of non-negative class ids")
+    return np.bincount(labels)
+
+
+def images_of_classes(labels: np.ndarray, classes) -> np.ndarray:
+    """Sorted indices of the images whose label is in ``classes``."""
+    return np.flatnonzero(np.isin(np.asarray(labels), np.asarray(classes)))
+
+
+def composition_subset(labels, groups: str = "ABCD", identities: Mapping[str, int] | None = None,
+                       thresholds: GroupThresholds = GroupThresholds(), seed: int = 0) -> np.ndarray:
+    """Images of the identities in ``groups``: all of a group's identities, or ``identities[g]``
+    of them drawn at random (all their images)."""
+    groups = groups.upper()
+    identities = dict(identities or {})
+    unknown = sorted(set(groups) - set(GROUPS)) + sorted(set(identities) - set(groups))
+    if unknown or not groups:
+        raise ConfigError(f"groups must be letters among {''.join(GROUPS)} (and --identities only for "
+                          f"those groups); got groups {groups!r}, identities for {sorted(identities)}")
+    counts = _class_counts(labels)
+    group = group_of_counts(counts, thresholds)
+    present = counts > 0
+    rng = np.random.default_rng(seed)
+    keep = []
+    for g in GROUPS:  # fixed order: the draw for one group does not depend on the others' spelling
+        if g not in groups:
+            continue
+        members = np.flatnonzero((group == g) & present)
+        wanted = identities.get(g)
+        if wanted is not None:
+            if not 0 <= wanted <= len(members):
+                raise ConfigError(f"group {g} has {len(members)} identities, {wanted} requested")
+            members = np.sort(rng.choice(members, size=wanted, replace=False))
+        keep.append(members)
+    return images_of_classes(labels, np.concatenate(keep))
+
+
+def uniform_subset(labels, num_identities: int, num_images: int, seed: int = 0) -> np.ndarray:
+    """``num_identities`` random identities with ``num_images // num_identities`` random images
+    each (the remainder spread as one extra image over as many identities)."""
+    counts = _class_counts(labels)
+    _check_sizes(num_identities, num_images)
+    per, extra = divmod(num_images, num_identities)
+    rng = np.random.default_rng(seed)
+    richer = np.flatnonzero(counts >= per + 1) if extra else np.array([], dtype=np.int64)
+    if len(richer) < extra:
+        raise ConfigError(f"a uniform subset needs {extra} identities with >= {per + 1} images; "
+                          f"the data has {len(richer)}")
+    chosen_extra = rng.choice(richer, size=extra, replace=False) if extra else richer
+    rest = np.setdiff1d(np.flatnonzero(counts >= per), chosen_extra)
+    if len(rest) < num_identities - extra:
+        raise ConfigError(f"a uniform subset of {num_images} images over {num_identities} identities "
+                          f"needs {num_identities} identities with >= {per} images; the data has "
+                          f"{len(rest) + extra}")
+    chosen = rng.choice(rest, size=num_identities - extra, replace=False)
+    sizes = {int(c): per + 1 for c in chosen_extra} | {int(c): per for c in chosen}
+    return _draw_images(labels, sizes, rng)
+
+
+def long_tail_sizes(num_identities: int, num_images: int, largest: int) -> np.ndarray:
+    """Power-law class sizes, descending, summing to ``num_images``: rank ``k`` of ``N`` gets
+    about ``min(largest, (N / k) ** alpha)`` images, so the smallest class has one image."""
+    _check_sizes(num_identities, num_images)
+    n = num_identities
+    if largest * (n - 1) + 1 < num_images:
+        raise ConfigError(f"{num_images} images over {num_identities} identities with classes of at "
+                          f"most {largest} images cannot have a long tail down to 1 image")
+    ratio = n / np.arange(1, n + 1, dtype=np.float64)
+
+    def sizes(alpha: float) -> np.ndarray:
+        return np.minimum(largest, ratio ** alpha)
+
+    lo, hi = 0.0, 1.0
+    while sizes(hi).sum() < num_images:
+        hi *= 2
+    for _ in range(200):  # sum(sizes(alpha)) grows with alpha: bisect for the exact total
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if sizes(mid).sum() >= num_images else (mid, hi)
+    real = sizes(lo)
+    whole = np.floor(real).astype(np.int64)
+    short = num_images - int(whole.sum())
+    whole[np.argsort(-(real - whole), kind="stable")[:short]] += 1  # largest remainders
+    whole = np.sort(whole)[::-1]
+    # entries with a remainder lie strictly between 1 and largest, so rounding stays in range
+    assert whole.sum() == num_images and whole[0] <= largest and whole[-1] >= 1, whole
+    return whole
+
+
+def long_tail_subset(labels, num_identities: int, num_images: int, seed: int = 0,
+                     max_per_class: int | None = None) -> np.ndarray:
+    """``num_identities`` identities and ``num_images`` images with power-law class sizes (see the
+    module doc); the largest class has at most ``max_per_class`` images (default: the largest
+    class of the data)."""
+    counts = _class_counts(labels)
+    largest = int(counts.max()) if max_per_class is None else min(int(max_per_class), int(counts.max()))
+    targets = long_tail_sizes(num_identities, num_images, largest)
+    rng = np.random.default_rng(seed)
+    by_size = np.argsort(-counts, kind="stable")
+    pool: list[int] = []
+    next_class = 0
+    sizes = {}
+    for rank, target in enumerate(targets):  # targets descending: the eligible pool only grows
+        while next_class < len(by_size) and counts[by_size[next_class]] >= target:
+            pool.append(int(by_size[next_class]))
+            next_class += 1
+        if not pool:
+            raise ConfigError(f"long-tail subset: rank {rank + 1} needs an identity with >= {target} "
+                              f"images and none is left (lower --num-images or raise --num-identities)")
+        pick = int(rng.integers(len(pool)))
+        pool[pick], pool[-1] = pool[-1], pool[pick]
+        sizes[pool.pop()] = int(target)
+    return _draw_images(labels, sizes, rng)
+
+
+def _draw_images(labels, sizes: Mapping[int, int], rng: np.random.Generator) -> np.ndarray:
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(labels.max() + 2))
+    picked = []
+    for cls in sorted(sizes):
+        members = order[starts[cls]:starts[cls + 1]]
+        picked.append(rng.choice(members, size=sizes[cls], replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.array([], dtype=np.int64)
+
+
+def _check_sizes(num_identities: int, num_images: int) -> None:
+    if num_identities < 1 or num_images < num_identities:
+        raise ConfigError(f"need 1 <= identities <= images, got {num_identities} identities and "
+                          f"{num_images} images")
