@@ -6,11 +6,12 @@ dispersion head of the method) builds its logits with it.
 - ``"none"``: ``s * cos``.
 - ``"cosface"`` (LMCL, Wang et al. 2018): target ``s * (cos - m)``.
 - ``"arcface"`` (Deng et al. 2019): target ``s * cos(theta + m)`` computed as
-  ``cos * cos(m) - sin(theta) * sin(m)`` with ``sin(theta) = sqrt(clamp(1 - cos^2, eps))``, so the
-  gradient stays finite at ``cos = +-1``. Once ``theta + m`` passes pi (``cos <= cos(pi - m)``),
+  ``cos * cos(m) - sin(theta) * sin(m)`` with ``sin(theta) = sqrt(clamp(1 - cos^2, eps))``
+  (``eps`` = the smallest normal number of the dtype), so the gradient stays finite at
+  ``cos = +-1`` (where the clamp zeroes the sine's gradient) while values are exact to rounding. Once ``theta + m`` passes pi (``cos <= cos(pi - m)``),
   ``cos(theta + m)`` would increase again with theta; the target logit is then the CosFace-like
-  ``cos - m * sin(m)`` (``mm = sin(pi - m) * m``), which is monotonic and continuous up to
-  ``O(m^3)``. ``easy_margin=True`` instead applies the margin only where ``cos > 0`` (``cos``
+  ``cos - m * sin(m)`` (``mm = sin(pi - m) * m``, InsightFace's choice): monotonic in ``cos``, with
+  a downward step of about ``m^2 / 2`` at the switch (from -1 to ``-cos(m) - m sin(m)``). ``easy_margin=True`` instead applies the margin only where ``cos > 0`` (``cos``
   itself elsewhere). Gradients flow through the margin (no ``torch.no_grad`` around it, unlike
   InsightFace's arcface_torch).
 """
@@ -22,7 +23,6 @@ import math
 import torch
 
 MARGINS = ("none", "cosface", "arcface")
-SIN_EPS = 1e-12
 
 
 def target_margin(cos: torch.Tensor, kind: str, m: float, easy_margin: bool = False) -> torch.Tensor:
@@ -32,7 +32,7 @@ def target_margin(cos: torch.Tensor, kind: str, m: float, easy_margin: bool = Fa
     if kind == "cosface":
         return cos - m
     if kind == "arcface":
-        sin = torch.sqrt((1.0 - cos * cos).clamp_min(SIN_EPS))
+        sin = torch.sqrt((1.0 - cos * cos).clamp_min(torch.finfo(cos.dtype).tiny))
         shifted = cos * math.cos(m) - sin * math.sin(m)
         if easy_margin:
             return torch.where(cos > 0, shifted, cos)
