@@ -78,7 +78,7 @@ def read_landmarks(path: str | os.PathLike) -> LandmarkTable:
     with handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header is None:
+        if not header:
             raise DataError(f"{path}: empty file, expected a header with columns file, {', '.join(COORD_COLUMNS)}")
         header = [h.strip() for h in header]
         missing = [c for c in ("file",) + COORD_COLUMNS if c not in header]
