@@ -27,7 +27,7 @@ def rates_from_sorted(genuine, impostor_desc, fars):
 
 
 def verification(x, labels, fars):
-    x = normalize(x)
+    x = normalize(x).astype(np.float64)
     s = x @ x.T
     i, j = np.triu_indices(len(x), 1)
     scores = s[i, j]
@@ -36,7 +36,7 @@ def verification(x, labels, fars):
 
 
 def openset(gallery, gallery_labels, probes, probe_labels, fars, ranks):
-    s = normalize(probes) @ normalize(gallery).T
+    s = normalize(probes).astype(np.float64) @ normalize(gallery).astype(np.float64).T
     dirs = np.zeros((len(ranks), len(fars)))
     gen_scores, gen_ranks, imp = [], [], []
     for p in range(len(probes)):

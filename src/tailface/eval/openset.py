@@ -51,9 +51,11 @@ class OpenSetResult:
                 "n_impostor_probes": self.n_impostor_probes}
 
 
-def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int = 2048):
+def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int = 2048, scores=None):
     """Per probe on normalised features: ``(is_genuine, max_score, mate_score, mate_rank)``
-    (mate values are meaningful for genuine probes only)."""
+    (mate values are meaningful for genuine probes only). ``scores(p0, p1)``, when given, returns
+    the precomputed ``(p1 - p0) x len(gallery)`` score block of probes ``p0:p1`` instead of a GEMM
+    (``probes`` is then only used for its length)."""
     gallery_labels = np.asarray(gallery_labels)
     probe_labels = np.asarray(probe_labels)
     unique_gallery = len(np.unique(gallery_labels)) == len(gallery_labels)
@@ -65,14 +67,16 @@ def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int =
         mate_of = np.where(found, order[pos], -1)
     n = len(probes)
     is_gen = np.zeros(n, bool)
-    best = np.empty(n, np.float32)
-    mate = np.full(n, -np.inf, np.float32)
+    best = np.empty(n, np.float64)
+    mate = np.full(n, -np.inf, np.float64)
     rank = np.zeros(n, np.int64)
-    columns = np.arange(len(gallery))
+    columns = np.arange(len(gallery_labels))
+    if scores is None:  # float64 scores, as for verification
+        gallery64, probes64 = gallery.astype(np.float64), probes.astype(np.float64)
     for p0 in range(0, n, chunk):
         p1 = min(n, p0 + chunk)
         rows = np.arange(p1 - p0)
-        s = probes[p0:p1] @ gallery.T
+        s = probes64[p0:p1] @ gallery64.T if scores is None else scores(p0, p1)
         best[p0:p1] = s.max(axis=1)
         if unique_gallery:
             mate_idx = mate_of[p0:p1]
@@ -82,7 +86,7 @@ def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int =
             match = probe_labels[p0:p1, None] == gallery_labels[None, :]
             genuine = match.any(axis=1)
             mate_idx = np.where(match, s, -np.inf).argmax(axis=1)
-        mate_score = np.where(genuine, s[rows, mate_idx], -np.inf).astype(np.float32)
+        mate_score = np.where(genuine, s[rows, mate_idx], -np.inf)
         higher = (s > mate_score[:, None]).sum(axis=1)
         tied = (s == mate_score[:, None]).sum(axis=1) > 1  # another gallery image scores the same
         tied_before = np.zeros(p1 - p0, np.int64)

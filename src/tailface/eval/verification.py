@@ -1,8 +1,10 @@
 """Verification over every unordered pair of a set (BLUFR semantics, see :mod:`thresholds`).
 
-``n`` images give ``n (n - 1) / 2`` pairs (47 M for a BLUFR trial), but a FAR threshold needs only
-the largest ``round(FAR * n_impostor)`` impostor scores. :class:`PairScores` makes one blocked
-pass over the Gram matrix (float32 BLAS, rows sorted by label so that each row's genuine partners
+Scores are float64 dot products of the L2-normalised float32 features (the toolkit works in double;
+float64 also makes the scores independent of how the Gram matrix is blocked, which float32 GEMM is
+not in its last bits). ``n`` images give ``n (n - 1) / 2`` pairs (47 M for a BLUFR trial), but a FAR
+threshold needs only the largest ``round(FAR * n_impostor)`` impostor scores. :class:`PairScores`
+makes one blocked pass over the Gram matrix (float64 BLAS, rows sorted by label so that each row's genuine partners
 are one contiguous run of columns) and keeps every genuine score plus the impostor scores at or
 above a cut-off estimated from a random sample of pairs. Any subset of the images (a BLUFR trial)
 is then evaluated from those kept pairs; when the cut-off proves too high for a subset, the pass is
@@ -82,7 +84,8 @@ class PairScores:
         rng = np.random.default_rng(seed)
         m = min(len(self.x), int(np.sqrt(2 * n)) + 1)
         pick = np.sort(rng.choice(len(self.x), size=m, replace=False))
-        s = self.x[pick] @ self.x[pick].T
+        xp = self.x[pick].astype(np.float64)
+        s = xp @ xp.T
         i, j = np.triu_indices(m, 1)
         keep = self.labels[pick][i] != self.labels[pick][j]
         return s[i[keep], j[keep]]
@@ -94,8 +97,8 @@ class PairScores:
 
     def _build_candidates(self) -> None:
         """One blocked pass: every genuine pair, and the impostor pairs scoring >= the cut."""
-        cut = np.float32(self._cut())
-        xs = self.x[self._order]
+        cut = self._cut()
+        xs = self.x[self._order].astype(np.float64)
         n = len(xs)
         rows, cols, vals = [], [], []
         g_rows, g_cols, g_vals = [], [], []
@@ -120,7 +123,7 @@ class PairScores:
             self._genuine = (order[np.concatenate(g_rows)], order[np.concatenate(g_cols)],
                              np.concatenate(g_vals))
         else:
-            self._genuine = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+            self._genuine = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float64))
 
     # -- evaluation of a subset ---------------------------------------------------------------
 
