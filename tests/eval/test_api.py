@@ -64,3 +64,70 @@ def test_lfw_protocols_on_random_features(tmp_path):
     assert saved["lfw"]["accuracy_mean"] == metrics["lfw"]["accuracy_mean"]
     assert all((tmp_path / name).is_file() for name in
                ("blufr_roc.png", "blufr_dir.png", "blufr_cmc.png", "lfw_roc.png", "megaface_proxy_cmc.png"))
+
+
+def _fake_features_module(monkeypatch, store):
+    import sys
+    import types
+
+    fake = types.ModuleType("tailface.eval.features")
+
+    def save_features(path, features, image_ids, labels=None):
+        np.savez(path, features=features, image_ids=np.array(image_ids), labels=labels)
+        store.setdefault("saved", []).append(str(path))
+
+    def load_features(path):
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def extract_features(model, faceset, image_size, batch_size, flip=True):
+        store.setdefault("extracted", []).append(len(faceset))
+        rng = np.random.default_rng(0)
+        return (np.eye(faceset.num_classes)[faceset.labels] * 3
+                + 0.1 * rng.standard_normal((len(faceset), faceset.num_classes))).astype(np.float32)
+
+    fake.save_features, fake.load_features, fake.extract_features = save_features, load_features, extract_features
+    monkeypatch.setitem(sys.modules, "tailface.eval.features", fake)
+    return fake
+
+
+def test_evaluate_features_synthetic(tmp_path, monkeypatch, capsys):
+    fake = _fake_features_module(monkeypatch, {})
+    labels = np.repeat(np.arange(6), 4)
+    x = np.eye(8)[labels] * 3 + 0.1 * np.random.default_rng(0).standard_normal((24, 8))
+    fake.save_features(tmp_path / "f.npz", x, [f"i{k}" for k in range(24)], labels)
+    m = api.evaluate_features(tmp_path / "f.npz", "synthetic", tmp_path / "out", plots=False)
+    assert m["synthetic"]["vr_far_1%"] == 1.0
+    assert "VR@FAR=0.1%" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["synthetic"]["dir_far_1%_rank1"] == 1.0
+    np.savez(tmp_path / "nolabels.npz", features=x, image_ids=np.array([f"i{k}" for k in range(24)]))
+    with pytest.raises(Exception, match="needs labels"):
+        api.evaluate_features(tmp_path / "nolabels.npz", "synthetic", tmp_path / "out", plots=False)
+
+
+def test_evaluate_checkpoint_extracts_lfw_once(tmp_path, monkeypatch):
+    import tailface.data.open as data_open
+    import tailface.train.checkpoint as ckpt
+    from tailface.data.faceset import InMemoryFaceSet
+
+    store = {}
+    _fake_features_module(monkeypatch, store)
+    monkeypatch.setattr(ckpt, "load_model", lambda path: (object(), {"input_size": 16}))
+    checkpoint = tmp_path / "final.pt"
+    checkpoint.write_bytes(b"x")
+    with pytest.raises(DataError, match="tailface prepare lfw"):
+        api.evaluate_checkpoint(checkpoint, "lfw", tmp_path / "out", lfw=tmp_path / "missing")
+    # a fake aligned "LFW" of 3 people; a hand-made pairs.txt under a fake faces root
+    names = ["Ann", "Bob", "Cy"]
+    ids = [f"{n}/{n}_{k:04d}.jpg" for n in names for k in (1, 2)]
+    faces = InMemoryFaceSet(np.zeros((6, 4, 4, 3), np.uint8), np.repeat(np.arange(3), 2), names, ids)
+    monkeypatch.setattr(data_open, "open_faceset", lambda spec, **kw: faces)
+    (tmp_path / "lfwdir").mkdir()
+    root = tmp_path / "faces"
+    (root / "lfw").mkdir(parents=True)
+    (root / "lfw" / "pairs.txt").write_text("2 1\nAnn 1 2\nBob 1 Cy 2\nBob 1 2\nAnn 1 Cy 1\n")
+    for _ in range(2):
+        m = api.evaluate_checkpoint(checkpoint, "lfw", tmp_path / "out", lfw=tmp_path / "lfwdir",
+                                    faces_root=root, plots=False)
+    assert store["extracted"] == [6] and len(store["saved"]) == 1   # cached the second time
+    assert m["lfw"]["fold_accuracy"] == [1.0, 1.0]

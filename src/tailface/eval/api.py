@@ -174,10 +174,26 @@ def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
     return metrics
 
 
+def read_features(path) -> tuple[np.ndarray, list | None, np.ndarray | None]:
+    """``(features, image_ids, labels)`` from a features file written by
+    :func:`tailface.eval.features.save_features` (whatever container ``load_features`` returns)."""
+    from tailface.eval.features import load_features
+
+    loaded = load_features(path)
+    if isinstance(loaded, tuple):
+        loaded = dict(zip(("features", "image_ids", "labels"), loaded))
+    get = loaded.get if isinstance(loaded, dict) else (lambda k, d=None: getattr(loaded, k, d))
+    features = get("features")
+    if features is None:
+        raise ProtocolError(f"{path}: no 'features' array in the features file")
+    ids = get("image_ids")
+    return np.asarray(features), (None if ids is None else [str(i) for i in ids]), get("labels")
+
+
 def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lfw=None,
                         faces_root=None, batch_size: int = 64, plots: bool = True) -> dict:
     """Evaluate a trained checkpoint; returns (and writes to ``out_dir/metrics.json``) the metrics."""
-    from tailface.eval.features import extract_features, load_features, save_features
+    from tailface.eval.features import extract_features, save_features
     from tailface.train.checkpoint import load_model
 
     protocols = parse_protocols(protocols)
@@ -196,8 +212,7 @@ def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lf
         out_dir.mkdir(parents=True, exist_ok=True)
         cache = out_dir / f"lfw_features_{_cache_key(checkpoint)}.npz"
         if cache.is_file():
-            loaded = load_features(cache)
-            feats, ids = loaded["features"], loaded["image_ids"]
+            feats, ids, _ = read_features(cache)
         else:
             faceset = _lfw_faceset(lfw)
             feats = extract_features(model, faceset, size, batch_size, flip=True)
@@ -213,14 +228,10 @@ def evaluate_features(features_path, protocols=("blufr", "lfw", "megaface-proxy"
     """Evaluate a features ``.npz`` (``features``, ``image_ids``, optional ``labels``): LFW
     features for the LFW protocols, features of the synthetic evaluation set (with labels) for
     ``synthetic``."""
-    from tailface.eval.features import load_features
-
     protocols = parse_protocols(protocols)
-    loaded = load_features(features_path)
-    feats, ids = loaded["features"], loaded.get("image_ids")
+    feats, ids, labels = read_features(features_path)
     metrics: dict = {"features": str(features_path)}
     if "synthetic" in protocols:
-        labels = loaded.get("labels")
         if labels is None:
             raise ProtocolError(f"{features_path}: protocol 'synthetic' needs labels in the features file")
         from tailface.eval.synthetic import evaluate_synthetic

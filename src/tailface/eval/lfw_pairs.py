@@ -104,6 +104,8 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
 
 
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray) -> dict:
+    if len(np.unique(fold)) < 2:
+        raise ProtocolError("k-fold accuracy needs at least 2 folds")
     accuracies, thresholds = [], []
     for f in np.unique(fold):
         train, test = fold != f, fold == f
