@@ -1,0 +1,81 @@
+"""``tailface embed CHECKPOINT DATA OUT.npz``: features of every image of a dataset (flip fusion)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tailface.data.faceset import FaceSet
+from tailface.errors import DataError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed", help="extract features of a dataset with a trained checkpoint",
+        description="Write OUT.npz with 'features' (N x E float32, flip fusion: f(x) + f(mirror x)), "
+                    "'image_ids' (in the dataset's order) and 'labels' (when DATA has identities). "
+                    "DATA is any dataset spec (see `tailface analyze --help`) or a plain folder of "
+                    "images without identity sub-folders (images found recursively, sorted).")
+    p.add_argument("checkpoint", type=Path, help="checkpoint (.pt) written by `tailface train`")
+    p.add_argument("data", help="dataset spec or plain image folder")
+    p.add_argument("out", type=Path, help="output .npz")
+    p.add_argument("--no-flip", action="store_true", help="features of the image only, no mirror")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def has_top_level_images(path: Path) -> bool:
+    from tailface.data.images import is_image_name
+
+    return path.is_dir() and any(e.is_file() and is_image_name(e.name) for e in os.scandir(path))
+
+
+def open_embed_data(spec: str) -> tuple[FaceSet, bool]:
+    """``(faceset, labelled)``: a plain folder with images at its top level is read as unlabelled
+    images (recursively); anything else goes to ``open_faceset``."""
+    path = Path(spec)
+    if has_top_level_images(path) and not (path / "train.rec").is_file():
+        return PlainImageFolder(path), False
+    from tailface.data.open import open_faceset
+
+    return open_faceset(spec), True
+
+
+class PlainImageFolder(FaceSet):
+    """Every image under ``root`` (recursively, sorted), one dummy class; ids = relative paths."""
+
+    def __init__(self, root: Path):
+        from tailface.data.images import is_image_name
+
+        self.root, self.source = Path(root), str(root)
+        files = sorted(p for p in self.root.rglob("*") if p.is_file() and is_image_name(p.name))
+        if not files:
+            raise DataError(f"{root}: no images found")
+        self.paths = files
+        self.image_ids = [p.relative_to(self.root).as_posix() for p in files]
+        self.labels = np.zeros(len(files), dtype=np.int64)
+        self.class_names = ["unlabelled"]
+
+    def _read(self, i: int):
+        from tailface.data.images import read_image
+
+        return read_image(self.paths[i])
+
+
+def run(args) -> int:
+    from tailface.eval.features import extract_features, save_features
+    from tailface.train.checkpoint import load_model
+
+    model, meta = load_model(args.checkpoint)
+    size = meta.get("image_size") or 112
+    faceset, labelled = open_embed_data(args.data)
+    feats = extract_features(model, faceset, size, batch_size=args.batch_size, flip=not args.no_flip,
+                             num_workers=args.num_workers, device=args.device)
+    save_features(args.out, feats, faceset.image_ids, faceset.labels if labelled else None)
+    print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} features"
+          f"{'' if labelled else ' (no labels: plain image folder)'}")
+    return 0

@@ -1,0 +1,99 @@
+"""Feature extraction with flip fusion, and ``.npz`` feature files that keep the image order.
+
+Flip fusion: the feature of an image is ``f(x) + f(mirror(x))`` (summed, not normalised), the
+backbone in eval mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from tailface.data.faceset import FaceSet
+from tailface.errors import DataError
+from tailface.train.batches import load_images, normalize
+
+
+class _ChunkDataset(torch.utils.data.Dataset):
+    def __init__(self, faceset: FaceSet, size: tuple[int, int], batch_size: int):
+        self.faceset, self.size, self.batch_size = faceset, size, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.faceset) // self.batch_size)
+
+    def __getitem__(self, b: int) -> torch.Tensor:
+        start = b * self.batch_size
+        return load_images(self.faceset, range(start, min(start + self.batch_size, len(self.faceset))), self.size)
+
+
+def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size: int = 256,
+                     flip: bool = True, num_workers: int = 0, device=None, progress: bool = True) -> np.ndarray:
+    """float32 ``N x E`` features of every image of ``faceset``, in its order."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loader = torch.utils.data.DataLoader(_ChunkDataset(faceset, size, batch_size), batch_size=None,
+                                         num_workers=num_workers, pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval().to(device)
+    out = []
+    try:
+        with torch.inference_mode():
+            for images in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
+                x = normalize(images.to(device, non_blocking=True))
+                if flip:
+                    both = model(torch.cat([x, x.flip(3)]))
+                    feats = both[: len(x)] + both[len(x):]
+                else:
+                    feats = model(x)
+                out.append(feats.float().cpu())
+    finally:
+        model.train(was_training)
+    if not out:
+        raise DataError(f"{faceset.source}: no images to embed")
+    return torch.cat(out).numpy().astype(np.float32, copy=False)
+
+
+def save_features(path, features: np.ndarray, image_ids, labels=None) -> Path:
+    """Write ``features`` (N x E), ``image_ids`` (N names) and optional ``labels`` to ``.npz``
+    atomically."""
+    path = Path(path)
+    features = np.asarray(features, dtype=np.float32)
+    image_ids = np.asarray([str(s) for s in image_ids])
+    if features.ndim != 2 or len(features) != len(image_ids):
+        raise DataError(f"{path}: {features.shape} features for {len(image_ids)} image ids")
+    arrays = {"features": features, "image_ids": image_ids}
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (len(features),):
+            raise DataError(f"{path}: {labels.shape} labels for {len(features)} features")
+        arrays["labels"] = labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_features(path) -> dict:
+    """``{"features": float32 N x E, "image_ids": list[str], "labels": int64 array or None}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: features file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read features file ({type(exc).__name__}: {exc})") from None
+    if "features" not in data or "image_ids" not in data:
+        raise DataError(f"{path}: a features file needs arrays 'features' and 'image_ids', has {sorted(data)}")
+    features = data["features"].astype(np.float32, copy=False)
+    ids = [str(s) for s in data["image_ids"]]
+    if features.ndim != 2 or len(features) != len(ids):
+        raise DataError(f"{path}: {features.shape} features for {len(ids)} image ids")
+    labels = data.get("labels")
+    return {"features": features, "image_ids": ids, "labels": None if labels is None else labels.astype(np.int64)}
