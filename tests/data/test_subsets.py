@@ -129,3 +129,19 @@ def test_cli_writes_a_subset_pack(tmp_path, capsys):
     assert "groups" in capsys.readouterr().err
     assert main(["subset", str(tmp_path / "all.rec"), str(tmp_path / "x.rec"), "--groups", "AB"]) == 2
     assert "folder of its own" in capsys.readouterr().err
+
+
+def test_long_tail_sizes_follow_per_rank_caps():
+    caps = np.array([35, 30, 20, 20, 12, 12, 12, 10, 10, 10])
+    s = long_tail_sizes(10, 120, caps)
+    assert s.sum() == 120 and np.all(s <= caps) and s[-1] == 1 and np.all(np.diff(s) <= 0)
+
+
+def test_long_tail_subset_when_few_classes_are_large():
+    # one big class, many mid-sized ones: the profile bends under the available sizes
+    counts = np.array([35] + [15] * 30 + [2] * 100)
+    labels = labels_from_counts(counts)
+    idx = long_tail_subset(labels, 30, 300, seed=0)
+    sizes = np.bincount(labels[idx], minlength=len(counts))
+    assert len(idx) == 300 and (sizes > 0).sum() == 30 and np.all(sizes <= counts)
+    assert sizes.max() > 15 and sizes[sizes > 0].min() == 1

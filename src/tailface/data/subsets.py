@@ -5,9 +5,10 @@
 - :func:`uniform_subset` / :func:`long_tail_subset`: the paper's Fig. 3 study, two training
   sets with the same number of identities AND images, one with (nearly) equal images per
   identity and one long-tailed. The long-tail profile is a power law: the identity of rank ``k`` of
-  ``N`` gets about ``(N / k) ** alpha`` images (so the last has one), capped at the largest class
-  allowed, with ``alpha`` solved so the sizes add up to the requested image count; identities are then drawn at
-  random among those with enough images for their rank.
+  ``N`` gets about ``(N / k) ** alpha`` images (so the last has one), capped by the size of the
+  ``k``-th largest class of the data (and an optional maximum), with ``alpha`` solved so the sizes
+  add up to the requested image count; identities are then drawn at random among those with
+  enough images for their rank.
 
 Groups are those of the full dataset (its class sizes), not of the subset.
 """
@@ -84,18 +85,25 @@ def uniform_subset(labels, num_identities: int, num_images: int, seed: int = 0) 
     return _draw_images(labels, sizes, rng)
 
 
-def long_tail_sizes(num_identities: int, num_images: int, largest: int) -> np.ndarray:
+def long_tail_sizes(num_identities: int, num_images: int, caps) -> np.ndarray:
     """Power-law class sizes, descending, summing to ``num_images``: rank ``k`` of ``N`` gets
-    about ``min(largest, (N / k) ** alpha)`` images, so the smallest class has one image."""
+    about ``min(caps[k], (N / k) ** alpha)`` images, so the smallest class has one image.
+    ``caps`` is the largest class allowed, or one bound per rank (descending: the sizes of the
+    available classes, largest first)."""
     _check_sizes(num_identities, num_images)
     n = num_identities
-    if largest * (n - 1) + 1 < num_images:
-        raise ConfigError(f"{num_images} images over {num_identities} identities with classes of at "
-                          f"most {largest} images cannot have a long tail down to 1 image")
+    caps = np.broadcast_to(np.asarray(caps, dtype=np.int64), (n,)) if np.ndim(caps) == 0 else np.asarray(caps)
+    if len(caps) < n or caps[:n].min() < 1:
+        raise ConfigError(f"a long-tail subset of {n} identities needs {n} identities with images; "
+                          f"the data has {int((caps > 0).sum())}")
+    caps = caps[:n].astype(np.float64)
+    if caps[:-1].sum() + 1 < num_images:
+        raise ConfigError(f"{num_images} images over {n} identities (the last with one image) need "
+                          f"more images than the largest {n - 1} classes hold ({int(caps[:-1].sum())})")
     ratio = n / np.arange(1, n + 1, dtype=np.float64)
 
     def sizes(alpha: float) -> np.ndarray:
-        return np.minimum(largest, ratio ** alpha)
+        return np.minimum(caps, ratio ** alpha)
 
     lo, hi = 0.0, 1.0
     while sizes(hi).sum() < num_images:
@@ -108,31 +116,30 @@ def long_tail_sizes(num_identities: int, num_images: int, largest: int) -> np.nd
     short = num_images - int(whole.sum())
     whole[np.argsort(-(real - whole), kind="stable")[:short]] += 1  # largest remainders
     whole = np.sort(whole)[::-1]
-    # entries with a remainder lie strictly between 1 and largest, so rounding stays in range
-    assert whole.sum() == num_images and whole[0] <= largest and whole[-1] >= 1, whole
+    # entries with a remainder lie strictly between 1 and their cap, so rounding stays in range
+    assert whole.sum() == num_images and (whole <= caps).all() and whole[-1] >= 1, whole
     return whole
 
 
 def long_tail_subset(labels, num_identities: int, num_images: int, seed: int = 0,
                      max_per_class: int | None = None) -> np.ndarray:
     """``num_identities`` identities and ``num_images`` images with power-law class sizes (see the
-    module doc); the largest class has at most ``max_per_class`` images (default: the largest
-    class of the data)."""
+    module doc), rank ``k`` bounded by the ``k``-th largest class of the data and by
+    ``max_per_class``."""
     counts = _class_counts(labels)
-    largest = int(counts.max()) if max_per_class is None else min(int(max_per_class), int(counts.max()))
-    targets = long_tail_sizes(num_identities, num_images, largest)
+    caps = np.sort(counts)[::-1][:num_identities]
+    if max_per_class is not None:
+        caps = np.minimum(caps, int(max_per_class))
+    targets = long_tail_sizes(num_identities, num_images, caps)
     rng = np.random.default_rng(seed)
     by_size = np.argsort(-counts, kind="stable")
     pool: list[int] = []
     next_class = 0
     sizes = {}
-    for rank, target in enumerate(targets):  # targets descending: the eligible pool only grows
+    for target in targets:  # descending: the eligible pool only grows, and never runs dry
         while next_class < len(by_size) and counts[by_size[next_class]] >= target:
             pool.append(int(by_size[next_class]))
             next_class += 1
-        if not pool:
-            raise ConfigError(f"long-tail subset: rank {rank + 1} needs an identity with >= {target} "
-                              f"images and none is left (lower --num-images or raise --num-identities)")
         pick = int(rng.integers(len(pool)))
         pool[pick], pool[-1] = pool[-1], pool[pick]
         sizes[pool.pop()] = int(target)
