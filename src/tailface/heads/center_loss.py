@@ -28,8 +28,9 @@ from tailface.heads.labels import checked_labels
 
 
 def center_loss(features: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-    """``1/2 * mean_i ||x_i - c_{y_i}||^2``; no gradient to ``centers``."""
-    diff = features - centers.detach()[labels].to(features.dtype)
+    """``1/2 * mean_i ||x_i - c_{y_i}||^2`` (in at least float32); no gradient to ``centers``."""
+    dtype = torch.promote_types(features.dtype, torch.float32)
+    diff = features.to(dtype) - centers.detach()[labels].to(dtype)
     return 0.5 * diff.pow(2).sum(dim=1).mean()
 
 
