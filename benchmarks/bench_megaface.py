@@ -1,5 +1,6 @@
 """MegaFace-scale identification: rank-1/CMC for 3,530 probe images against up to 1,000,000
-synthetic distractors (random unit vectors, streamed in chunks), dim 512, faiss IndexFlatIP.
+synthetic distractors (random unit vectors, streamed in chunks), dim 512, exact faiss inner-product search. Probes: 706 identities x 5 images, identity centre +
+1.6 x noise (same-identity cosine about 0.28).
 
     python benchmarks/bench_megaface.py [--distractors 1000000] [--probes 3530] [--dim 512]
 
@@ -27,18 +28,28 @@ def main() -> int:
     rng = np.random.default_rng(0)
     ids = args.probes // 5
     labels = np.repeat(np.arange(ids), 5)[: args.probes]
-    probes = (rng.standard_normal((len(labels), args.dim)) * 0.6
+    probes = (rng.standard_normal((len(labels), args.dim)) * 1.6
               + rng.standard_normal((ids, args.dim))[labels]).astype(np.float32)
     counts = [c for c in DISTRACTOR_COUNTS if c <= args.distractors]
+    generation = [0.0]
+
+    def timed(stream):
+        while True:
+            t = time.perf_counter()
+            try:
+                block = next(stream)
+            except StopIteration:
+                return
+            generation[0] += time.perf_counter() - t
+            yield block
+
     t0 = time.perf_counter()
-    gen = sum(len(c) for c in synthetic_distractors(min(args.distractors, 100_000), args.dim, seed=0))
-    t_gen = (time.perf_counter() - t0) * args.distractors / gen
-    t0 = time.perf_counter()
-    r = megaface_identification(probes, labels, synthetic_distractors(args.distractors, args.dim, seed=0),
+    r = megaface_identification(probes, labels, timed(synthetic_distractors(args.distractors, args.dim, seed=0)),
                                 counts=counts)
     t_total = time.perf_counter() - t0
+    t_gen = generation[0]
     print(f"{len(probes)} probes x {args.distractors} distractors x {args.dim}: {t_total:.1f} s in all "
-          f"(of which about {t_gen:.1f} s generating the random distractors)")
+          f"({t_gen:.1f} s generating the random distractors, {t_total - t_gen:.1f} s searching + CMC)")
     for n, r1 in zip(r["distractor_counts"], r["rank1"]):
         print(f"  rank-1 @ {n:>9,d} distractors: {100 * r1:.2f}%")
     n_base = min(100_000, args.distractors)

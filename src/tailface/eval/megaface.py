@@ -9,7 +9,7 @@ of it, so a rank-1 hit needs the mate strictly above every distractor. CMC(r) = 
 
 Distractor counts 10, 100, ..., 1M (those not above the number available): nested subsets, the
 first ``n`` distractors of one permutation drawn from ``seed``. Only the 10 best distractor scores
-of each probe image are needed; they come from a faiss exact inner-product search (IndexFlatIP),
+of each probe image are needed; they come from faiss's exact inner-product search (``faiss.knn``, as IndexFlatIP),
 distractors in chunks merged into a running top-10, so memory stays bounded and one pass over the
 distractors serves every count. :func:`synthetic_distractors` streams random unit vectors
 (deterministic by seed) for timing at 1M.
@@ -59,9 +59,7 @@ def top_distractor_scores(probes: np.ndarray, distractors, counts: Iterable[int]
         while len(block) and pending:
             piece = block[: pending[0] - seen]       # never cross a requested count
             block = block[len(piece):]
-            index = faiss.IndexFlatIP(probes.shape[1])
-            index.add(piece)
-            scores, _ = index.search(probes, min(k, len(piece)))
+            scores, _ = faiss.knn(probes, piece, min(k, len(piece)), metric=faiss.METRIC_INNER_PRODUCT)
             merged = np.concatenate([best, scores], axis=1)
             best = -np.sort(-merged, axis=1)[:, :k]
             seen += len(piece)
