@@ -17,6 +17,10 @@
     mode: sample              # dispersion: sample (Eqs. 6/8) or batch
     renormalize_phi: false    # margin heads: project Phi back onto the sphere
     abcd_baseline: false      # also train plain softmax on all classes (row-norm comparison)
+    base_train: {}            # per-stage changes to the train block (e.g. milestones), no epochs
+    prototype_train: {}
+    dispersion_train: {}
+    abcd_train: {}
     feature_batch_size: 256
     evaluate: [ours, base, abcd]   # checkpoints to evaluate with eval.protocols
 """
@@ -51,6 +55,10 @@ class MethodConfig:
     renormalize_phi: bool = False
     abcd_baseline: bool = False
     feature_batch_size: int = 256
+    base_train: dict = field(default_factory=dict)
+    prototype_train: dict = field(default_factory=dict)
+    dispersion_train: dict = field(default_factory=dict)
+    abcd_train: dict = field(default_factory=dict)
     evaluate: list = field(default_factory=lambda: ["ours", "base", "abcd"])
 
     @classmethod
@@ -68,6 +76,13 @@ class MethodConfig:
         bad_eval = set(cfg.evaluate) - {"ours", "base", "abcd", "prototype"}
         if bad_eval:
             raise ConfigError(f"method.evaluate: unknown model {sorted(bad_eval)} (ours, base, abcd, prototype)")
+        for stage in ("base", "prototype", "dispersion", "abcd"):
+            block = getattr(cfg, f"{stage}_train")
+            if not isinstance(block, dict):
+                raise ConfigError(f"method.{stage}_train must be a mapping of train keys, got {block!r}")
+            if "epochs" in block:
+                raise ConfigError(f"method.{stage}_train: set epochs through method.budget / "
+                                  f"method.{'base_epochs' if stage == 'base' else 'budget'}, not here")
         for name in ("base_epochs", "budget", "prototype_epochs", "dispersion_epochs"):
             value = getattr(cfg, name)
             if value is not None and not (isinstance(value, int) and value > 0):

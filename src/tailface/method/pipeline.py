@@ -58,10 +58,10 @@ class Experiment:
             raise ConfigError("model.name is required")
         return block
 
-    def train_cfg(self, **changes):
+    def train_cfg(self, where: str = "train", **changes):
         from tailface.train.config import TrainConfig
 
-        return TrainConfig.from_dict(self.doc.get("train"), where="train").replace(**changes)
+        return TrainConfig.from_dict({**(self.doc.get("train") or {}), **changes}, where=where)
 
     @property
     def embedding_size(self) -> int:
@@ -90,7 +90,9 @@ def _fit(exp: Experiment, stage: str, model, head, faceset: FaceSet, **changes) 
         return final
     _log(f"{stage}: training on {len(faceset)} images of {faceset.num_classes} classes "
          f"({'resuming' if (out_dir / 'last.pt').is_file() else 'from the start'})")
-    return Path(fit(model, head, faceset, exp.train_cfg(**changes), out_dir))
+    changes.update(getattr(exp.method, f"{stage}_train"))
+    cfg = exp.train_cfg(where=f"train + method.{stage}_train", **changes)
+    return Path(fit(model, head, faceset, cfg, out_dir))
 
 
 def _head(exp: Experiment, num_classes: int):
