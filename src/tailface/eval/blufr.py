@@ -157,7 +157,7 @@ def evaluate_blufr(features, config: BlufrConfig, image_ids=None,
         start += len(trial.gallery)
         rows = trial.probe
         stats = probe_statistics(None, config.labels[trial.gallery], rows, config.labels[trial.probe],
-                                 scores=lambda p0, p1: against_galleries[rows[p0:p1]][:, columns])
+                                 scores=lambda p0, p1: against_galleries[np.ix_(rows[p0:p1], columns)])
         osi = rates_from_statistics(*stats, openset_fars, ranks, f"{source} trial {t + 1}")
         trials.append((ver, osi))
     vr = np.array([v.rates for v, _ in trials])
