@@ -56,3 +56,13 @@ def test_bad_features():
         verification_rates(np.eye(4), np.array([0, 0, 1]), [0.1])
     with pytest.raises(ProtocolError, match="genuine"):
         verification_rates(np.eye(4), np.arange(4), [0.1])
+
+
+def test_column_scores_from_the_same_pass():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 30, size=300)
+    x = rng.standard_normal((300, 12)).astype(np.float32)
+    columns = np.array([5, 0, 299, 17, 150])
+    pairs = PairScores(x, labels, max_far=0.01, block=37, columns=columns)
+    xn = naive.normalize(x).astype(np.float64)
+    np.testing.assert_allclose(pairs.column_scores, xn @ xn[columns].T, rtol=0, atol=1e-12)

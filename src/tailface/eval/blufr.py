@@ -143,12 +143,12 @@ def evaluate_blufr(features, config: BlufrConfig, image_ids=None,
     if REPORT_RANK not in ranks:
         raise ProtocolError(f"rank points must contain {REPORT_RANK}")
     inner = verification_fars[verification_fars < 1]
-    pairs = PairScores(x, config.labels, float(inner.max()) if inner.size else 0.0, source)
-    # the trials' galleries share few images (1,680 in all for LFW): score every image against
-    # their union once, then each trial reads its probe x gallery block from that matrix
+    # the trials' galleries share few images (1,680 in all for LFW): the verification pass also
+    # collects every image's scores against their union; each trial reads its probe x gallery block
     union, column_of = np.unique(np.concatenate([t.gallery for t in config.trials]), return_inverse=True)
-    x64 = x.astype(np.float64)
-    against_galleries = x64 @ x64[union].T
+    pairs = PairScores(x, config.labels, float(inner.max()) if inner.size else 0.0, source,
+                       columns=union)
+    against_galleries = pairs.column_scores
     trials = []
     start = 0
     for t, trial in enumerate(config.trials):

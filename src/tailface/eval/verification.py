@@ -61,7 +61,9 @@ class PairScores:
     """Genuine pair scores and the high impostor pair scores of one feature set."""
 
     def __init__(self, features, labels, max_far: float, source: str = "features",
-                 block: int = 1024, sample_pairs: int = 200_000, seed: int = 0):
+                 block: int = 1024, sample_pairs: int = 200_000, seed: int = 0, columns=None):
+        """``columns`` (optional indexes): also collect, from the same pass, the full score matrix
+        of every image against those images as ``self.column_scores`` (N x len(columns))."""
         self.x = l2_normalize(features, source)
         self.labels = np.asarray(labels).astype(np.int64, copy=False)
         if self.labels.shape != (len(self.x),):
@@ -75,6 +77,8 @@ class PairScores:
         self._run_end = np.repeat(ends, ends - starts)  # end of each sorted row's label run
         self._fraction = min(1.0, 2.0 * max_far + 1e-4)
         self._sample = self._impostor_sample(sample_pairs, seed)
+        self._columns = None if columns is None else np.asarray(columns, dtype=np.int64)
+        self.column_scores = None
         self._build_candidates()
 
     # -- the blocked pass ---------------------------------------------------------------------
@@ -102,9 +106,20 @@ class PairScores:
         n = len(xs)
         rows, cols, vals = [], [], []
         g_rows, g_cols, g_vals = [], [], []
+        collect = self._columns is not None and self.column_scores is None
+        if collect:  # sorted position of each wanted column, and its slot in column_scores
+            position = np.empty(n, np.int64)
+            position[self._order] = np.arange(n)
+            col_pos = position[self._columns]
+            self.column_scores = np.empty((n, len(self._columns)))
         for r0 in range(0, n, self.block):
             r1 = min(n, r0 + self.block)
             s = xs[r0:r1] @ xs[r0:].T
+            if collect:  # pair (a, b) with pos(a) <= pos(b) is computed in a's block only
+                ahead = np.flatnonzero(col_pos >= r0)
+                self.column_scores[np.ix_(self._order[r0:r1], ahead)] = s[:, col_pos[ahead] - r0]
+                here = np.flatnonzero((col_pos >= r0) & (col_pos < r1))
+                self.column_scores[np.ix_(self._order[r0:], here)] = s[col_pos[here] - r0, :].T
             for r in range(r0, r1):
                 end = self._run_end[r] - r0
                 if end > r - r0 + 1:  # genuine partners of row r: columns r+1 .. end-1
