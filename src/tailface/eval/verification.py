@@ -53,10 +53,6 @@ def _index_of(points: np.ndarray, value: float) -> int:
     return int(hits[0])
 
 
-class _CutTooHigh(Exception):
-    pass
-
-
 class PairScores:
     """Genuine pair scores and the high impostor pair scores of one feature set."""
 
