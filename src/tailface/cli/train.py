@@ -24,12 +24,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.train.experiment import load_experiment, run_experiment
+    from tailface.train.experiment import is_main_process, load_experiment, run_experiment
 
     config = load_experiment(args.config)
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device),
                                    ("num_workers", args.num_workers)) if v is not None}
     out = args.out or Path("runs") / args.config.stem
     result = run_experiment(config, out, data=args.data, epochs=args.epochs, train_overrides=overrides)
-    print(f"final checkpoint: {result['final']}")
+    if is_main_process():
+        print(f"final checkpoint: {result['final']}")
     return 0

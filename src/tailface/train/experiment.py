@@ -9,6 +9,7 @@ See docs/training.md for the schema.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from tailface.data.groups import GroupThresholds, head_tail_split
 from tailface.errors import ConfigError
 from tailface.train.checkpoint import build_head, build_model, load_checkpoint
 from tailface.train.config import TrainConfig
-from tailface.train.trainer import fit
+from tailface.train import distributed as ddp
+from tailface.train.trainer import fit, resolve_device
 
 BLOCKS = {"data", "model", "head", "pretrain", "train", "eval"}
 DATA_KEYS = {"train", "groups", "subset", "options"}
@@ -31,8 +33,14 @@ SUBSETS = ("ABCD", "AB")
 TAIL_INITS = ("random", "mean_of_head")
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (or a single process): the one that writes and evaluates."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _say(msg: str) -> None:
-    print(f"tailface train: {msg}", file=sys.stderr)
+    if is_main_process():
+        print(f"tailface train: {msg}", file=sys.stderr)
 
 
 def _check_keys(block: dict, known: set, where: str) -> dict:
@@ -154,8 +162,6 @@ def _stage(name: str, config: dict, faceset: FaceSet, cfg: TrainConfig, out: Pat
 def run_experiment(config: dict, out_dir, data: str | None = None, epochs: int | None = None,
                    train_overrides: dict | None = None) -> dict:
     """Run every stage of a (validated) experiment; returns ``{"final": path, "metrics": dict|None}``."""
-    from tailface.data.open import open_faceset
-
     config = validate_experiment(config)
     if data is not None:
         config["data"]["train"] = data
@@ -166,8 +172,22 @@ def run_experiment(config: dict, out_dir, data: str | None = None, epochs: int |
         if config.get("pretrain") is not None:
             config["pretrain"].setdefault("train", {}).update(train_overrides)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # one process group for every stage (re-initialising it between stages can hang under torchrun)
+    train_cfg = TrainConfig.from_dict(config["train"])
+    device = resolve_device(train_cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+    info = ddp.init_distributed(device.type == "cuda")
+    try:
+        return _run_stages(config, out)
+    finally:
+        ddp.shutdown(info)
+
+
+def _run_stages(config: dict, out: Path) -> dict:
+    from tailface.data.open import open_faceset
+
     spec = config["data"].get("train", "synthetic")
     faceset = open_faceset(spec, **(config["data"].get("options") or {}))
     faceset.check_labels()
@@ -186,7 +206,7 @@ def run_experiment(config: dict, out_dir, data: str | None = None, epochs: int |
     final = _stage("train", config, train_set, TrainConfig.from_dict(config["train"]), out / "train", init)
     metrics = None
     protocols = config["eval"].get("protocols")
-    if protocols:
+    if protocols and is_main_process():
         metrics = evaluate(final, protocols, out / "eval", config["eval"].get("batch_size", 64))
     return {"final": final, "metrics": metrics}
 
