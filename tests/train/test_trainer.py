@@ -138,3 +138,30 @@ def test_fewer_images_than_a_batch(tmp_path):
     model, head = make()
     with pytest.raises(ConfigError, match="fewer than one batch"):
         fit(model, head, random_faceset(n=12), TrainConfig.from_dict(CFG), tmp_path)
+
+
+def test_clip_grad_norm_bounds_the_update(tmp_path):
+    faces = random_faceset()
+    model, head = make()
+    before = torch.cat([p.detach().flatten().clone() for p in list(model.parameters()) + list(head.parameters())])
+    cfg = TrainConfig.from_dict({**CFG, "max_steps": 1, "momentum": 0.0, "weight_decay": 0.0,
+                                 "warmup_epochs": 0, "lr": 1.0, "clip_grad_norm": 1e-3})
+    fit(model, head, faces, cfg, tmp_path)
+    after = torch.cat([p.detach().flatten() for p in list(model.parameters()) + list(head.parameters())])
+    assert 0 < (after - before).norm() <= 1e-3 * (1 + 1e-4)
+
+
+def test_amp_and_tensorboard_fall_back_cleanly_on_cpu(tmp_path, capsys):
+    faces = random_faceset()
+    model, head = make()
+    fit(model, head, faces, TrainConfig.from_dict({**CFG, "max_steps": 2, "amp": True, "tensorboard": True,
+                                                   "device": "cpu"}), tmp_path)
+    err = capsys.readouterr().err
+    assert "amp is for CUDA only" in err
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        assert "tensorboard is not installed" in err
+    else:
+        assert (tmp_path / "tensorboard").is_dir()
+    assert len(read_log(tmp_path / "train.csv")) == 2
