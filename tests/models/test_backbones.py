@@ -34,14 +34,20 @@ def test_forward_backward_at_low_resolution(name, size):
 
 
 def test_small_works_at_other_sizes():
-    model = create_model("small", input_size=24, embedding_size=8).eval()
-    assert model(torch.randn(2, 3, 24, 24)).shape == (2, 8)
+    for size in (24, 28, 37):
+        model = create_model("small", input_size=size, embedding_size=8).eval()
+        assert model(torch.randn(2, 3, size, size)).shape == (2, 8)
 
 
-@pytest.mark.parametrize("name,bad", [("resnet34", 100), ("iresnet50", 56 + 4), ("mobilefacenet", 8), ("small", 30)])
+@pytest.mark.parametrize("name,bad", [("resnet34", 100), ("iresnet50", 56 + 4), ("mobilefacenet", 8)])
 def test_bad_input_size_is_a_config_error(name, bad):
     with pytest.raises(ConfigError, match=f"{name}.*multiple of"):
         create_model(name, input_size=bad)
+
+
+def test_small_rejects_tiny_input():
+    with pytest.raises(ConfigError, match="small.*>= 8"):
+        create_model("small", input_size=4)
 
 
 def test_bad_embedding_size_is_a_config_error():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from tailface.models.common import check_embedding_size, feature_side
+from tailface.errors import ConfigError
+from tailface.models.common import check_embedding_size
 from tailface.models.registry import register_model
 
 
@@ -22,7 +23,11 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 class SmallFaceNet(nn.Module):
     def __init__(self, input_size: int = 32, embedding_size: int = 128, width: int = 16, dropout: float = 0.0):
         super().__init__()
-        side = feature_side("small", input_size, 8)
+        if int(input_size) != input_size or input_size < 8:
+            raise ConfigError(f"model 'small': input_size must be an int >= 8, got {input_size}")
+        side = int(input_size)
+        for _ in range(3):  # each strided 3x3 conv (padding 1) maps s to ceil(s / 2)
+            side = (side + 1) // 2
         embedding_size = check_embedding_size("small", embedding_size)
         w = int(width)
         self.body = nn.Sequential(
