@@ -1,6 +1,7 @@
 """Images per second of each backbone on CPU at its own resolution: a training step (forward,
 backward and SGD step of backbone + a linear classifier) and inference (eval mode, no grad).
-Ratios are against ``small`` measured in the same run. Reports the best and the median over the
+Ratios (``small`` / this, i.e. how many times slower than ``small``) use ``small`` measured in
+the same run. Reports the best and the median over the
 timed iterations (after warm-up), since the machine is shared.
 
     python benchmarks/bench_backbones.py [--threads 2] [--models small resnet34 ...]
@@ -79,13 +80,14 @@ def main(argv=None) -> None:
         r = rows[-1]
         print(f"measured {name}: train {r['train_best']:.1f} img/s, inference {r['infer_best']:.1f} img/s", flush=True)
     base = rows[0]
-    print(f"\ntorch {torch.__version__}, {args.threads} threads; img/s best (median); ratio = best / best of small")
-    print(f"{'model':<14} {'input':>5} {'batch':>5} {'params':>11} {'train img/s':>16} {'x small':>8} "
-          f"{'inference img/s':>17} {'x small':>8}")
+    print(f"\ntorch {torch.__version__}, {args.threads} threads; img/s best (median); "
+          f"'small/x' = best img/s of small / best img/s of the model")
+    print(f"{'model':<14} {'input':>5} {'batch':>5} {'params':>11} {'train img/s':>16} {'small/x':>8} "
+          f"{'inference img/s':>17} {'small/x':>8}")
     for r in rows:
         print(f"{r['name']:<14} {r['size']:>5} {r['batch']:>5} {r['params']:>11,} "
-              f"{r['train_best']:>7.1f} ({r['train_median']:>6.1f}) {r['train_best'] / base['train_best']:>8.3f} "
-              f"{r['infer_best']:>8.1f} ({r['infer_median']:>6.1f}) {r['infer_best'] / base['infer_best']:>8.3f}")
+              f"{r['train_best']:>7.1f} ({r['train_median']:>6.1f}) {base['train_best'] / r['train_best']:>8.1f} "
+              f"{r['infer_best']:>8.1f} ({r['infer_median']:>6.1f}) {base['infer_best'] / r['infer_best']:>8.1f}")
 
 
 if __name__ == "__main__":
