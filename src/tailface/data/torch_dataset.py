@@ -15,7 +15,9 @@ def to_tensor(image: np.ndarray, size: int | tuple[int, int]) -> torch.Tensor:
     h, w = (size, size) if isinstance(size, int) else size
     if image.shape[0] != h or image.shape[1] != w:
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    if not image.flags.writeable or not image.flags.c_contiguous:
+        image = np.array(image)  # torch.from_numpy needs a writable, contiguous buffer
+    t = torch.from_numpy(image).permute(2, 0, 1).float()
     return (t - 127.5) / 128.0
 
 
