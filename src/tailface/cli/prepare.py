@@ -30,6 +30,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tailface.data.prepare import SETS, prepare
     from tailface.errors import ConfigError
+    from tailface.paths import prepared_path
 
     if args.size < 16:
         raise ConfigError(f"--size must be at least 16, got {args.size}")
@@ -40,7 +41,7 @@ def run(args) -> int:
         out = args.out / name if args.out is not None else None
         s = prepare(name, root=args.faces, out=out, output_size=args.size, workers=args.workers,
                     force=args.force, progress=not args.no_progress)
-        where = out if out is not None else f"prepared_path({name!r})"
+        where = out if out is not None else prepared_path(name)
         note = f" ({s['skipped']})" if "skipped" in s else f" in {s['seconds']} s"
         print(f"{name}: {s['images']} images, {s['identities']} identities, "
               f"{s['mean_landmark_fallback']} aligned with mean landmarks -> {where}{note}")

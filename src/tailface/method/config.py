@@ -30,9 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from tailface.errors import ConfigError
+from tailface.yaml_config import read_yaml
 
 MARGIN_HEADS = {"softmax": "none", "cosface": "cosface", "arcface": "arcface"}
 
@@ -99,15 +98,7 @@ class MethodConfig:
 
 def load_config(path: str | Path) -> dict:
     """Experiment YAML -> dict, with a ConfigError naming the file when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of blocks (data, model, head, train, eval, method)")
+    doc = read_yaml(path)
     unknown = set(doc) - {"data", "model", "head", "train", "eval", "method", "name"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level blocks {sorted(unknown)}")

@@ -20,6 +20,7 @@ import yaml
 from tailface.data.faceset import FaceSet
 from tailface.data.groups import GroupThresholds, head_tail_split
 from tailface.errors import ConfigError
+from tailface.yaml_config import read_yaml
 from tailface.train.checkpoint import build_head, build_model, load_checkpoint
 from tailface.train.config import TrainConfig
 from tailface.train import distributed as ddp
@@ -55,14 +56,7 @@ def _check_keys(block: dict, known: set, where: str) -> dict:
 
 
 def load_experiment(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: experiment config not found")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return validate_experiment(config or {}, str(path))
+    return validate_experiment(read_yaml(path), str(path))
 
 
 def validate_experiment(config: dict, where: str = "<config>") -> dict:
