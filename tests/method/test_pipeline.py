@@ -1,6 +1,7 @@
 """The pipeline end to end on a tiny synthetic set; a second run skips every completed stage."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,15 @@ def test_config_errors(tmp_path):
 def test_cli_reports_config_errors(tmp_path, capsys):
     assert cli_main(["run", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "method").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_method_configs_validate_with_the_paper_split(path):
+    doc = load_config(path)
+    method = MethodConfig.from_dict(doc.get("method"))
+    head_margin(doc.get("head"))
+    base, proto, disp = method.epochs(doc["train"]["epochs"])
+    assert proto / (proto + disp) == pytest.approx(0.4)
+    # the method's second phase has the baselines' budget: the train block's epochs
+    assert proto + disp == doc["train"]["epochs"] == base
