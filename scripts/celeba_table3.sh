@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 mkdir -p runs
 tailface prepare all --no-progress
 tailface run configs/method/celeba.yaml --out runs/celeba > runs/celeba.log 2>&1
+tailface run configs/method/celeba_arcface.yaml --out runs/celeba-arcface-ours > runs/celeba-arcface-ours.log 2>&1
 for b in abcd ab resampling ab_abcd center_loss range_loss arcface; do
   tailface train "configs/baselines/celeba/$b.yaml" --out "runs/celeba-$b" > "runs/celeba-$b.log" 2>&1
 done

@@ -21,6 +21,8 @@ ROWS = [  # (label as in the paper's Table 3, metrics.json under the runs folder
     ("ArcFace", "celeba-arcface/eval/metrics.json"),
     ("Base model of ours (AB, same seed)", "celeba/eval/base/metrics.json"),
     ("Ours (aggregate-and-disperse)", "celeba/eval/ours/metrics.json"),
+    ("Base model of ArcFace + ours (AB with ArcFace)", "celeba-arcface-ours/eval/base/metrics.json"),
+    ("ArcFace + ours", "celeba-arcface-ours/eval/ours/metrics.json"),
 ]
 
 
