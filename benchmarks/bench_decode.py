@@ -6,7 +6,7 @@ folder. Each setting runs ``--repeats`` full passes (after one untimed warm-up p
 sources, so every setting reads from the page cache) and reports the best; ratios are against the
 1-worker folder run measured in the same process.
 
-    python benchmarks/bench_decode.py [--images 2000] [--batch-size 64] [--repeats 2] [--quality 95]
+    python benchmarks/bench_decode.py [--images 2000] [--batch-size 64] [--repeats 2] [--reencode [--quality 95]]
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality of the pack")
+    parser.add_argument("--reencode", action="store_true",
+                        help="pack re-encoded JPEGs instead of the files' own bytes")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality with --reencode")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -109,11 +111,12 @@ def main() -> None:
         found = lfw_subset(args.images) or generated_set(args.images, Path(tmp) / "folder")
         folder, landmarks, what = found
         rec = RecordIOFaceSet(write_recordio(folder, Path(tmp) / "pack/train.rec", quality=args.quality,
-                                             progress=False).path)
+                                             progress=False, reencode=args.reencode).path)
         folder_bytes = sum(path.stat().st_size for path in image_paths(folder))
         print(f"data: {len(folder)} images of {folder.num_classes} identities, {what}: "
               f"{folder_bytes / len(folder) / 1024:.1f} KiB/image as files, "
-              f"{rec.reader.size / len(rec) / 1024:.1f} KiB/image in the pack (re-encoded, JPEG q{args.quality})")
+              f"{rec.reader.size / len(rec) / 1024:.1f} KiB/image in the pack "
+              f"({f're-encoded, JPEG q{args.quality}' if args.reencode else 'the files bytes, copied'})")
         settings = [(name, fs, workers, align) for align in (True, False) for name, fs in
                     (("folder", folder), ("recordio", rec)) for workers in ((1, 2) if align else (1,))]
         for fs in (folder, rec):  # warm-up: page cache, lazy imports

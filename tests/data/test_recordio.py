@@ -322,3 +322,48 @@ def test_faceset_pickles_without_its_file_handle(packed):
     clone = pickle.loads(pickle.dumps(fs))  # what spawn-started DataLoader workers receive
     assert clone.reader._handle is None
     np.testing.assert_array_equal(clone.read(0), first)
+
+
+def write_folder(root, fs, fmt):
+    """fs as an identity folder of files in ``fmt`` (PIL format name)."""
+    from PIL import Image
+
+    for i, image_id in enumerate(fs.image_ids):  # ids are "<class>/<n>.png"
+        path = root / f"{image_id}.{fmt.lower()}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(fs.read(i)).save(path, format=fmt, **({"quality": 80} if fmt == "JPEG" else {}))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_stored_jpeg_and_png_are_copied_byte_for_byte(tmp_path, fmt):
+    write_folder(tmp_path / "faces", faces(), fmt)
+    folder = open_faceset(str(tmp_path / "faces"))
+    write_recordio(folder, tmp_path / "a/train.rec", progress=False)
+    rec = RecordIOFaceSet(tmp_path / "a/train.rec")
+    for i, image_id in enumerate(rec.image_ids):
+        original = (tmp_path / "faces" / image_id).read_bytes()
+        assert rec.read_bytes(i) == original
+        np.testing.assert_array_equal(rec.read(i), folder.read(folder.image_ids.index(image_id)))
+    # a pack of a pack (and of its subset) copies the same bytes again
+    write_recordio(rec.subset([0, 2, 5]), tmp_path / "b/train.rec", progress=False)
+    sub = RecordIOFaceSet(tmp_path / "b/train.rec")
+    assert [sub.read_bytes(i) for i in range(3)] == [(tmp_path / "faces" / k).read_bytes() for k in sub.image_ids]
+
+
+def test_reencode_and_other_formats_are_written_as_jpeg(tmp_path):
+    write_folder(tmp_path / "faces", faces(), "BMP")
+    for name, kwargs in (("bmp", {}), ("forced", {"reencode": True})):
+        src = open_faceset(str(tmp_path / "faces"))
+        write_recordio(src, tmp_path / name / "train.rec", quality=100, progress=False, **kwargs)
+        rec = RecordIOFaceSet(tmp_path / name / "train.rec")
+        assert all(rec.read_bytes(i).startswith(b"\xff\xd8\xff") for i in range(len(rec)))
+    write_folder(tmp_path / "jpeg", faces(), "JPEG")
+    write_recordio(open_faceset(str(tmp_path / "jpeg")), tmp_path / "j/train.rec", quality=100, progress=False,
+                   reencode=True)
+    rec = RecordIOFaceSet(tmp_path / "j/train.rec")
+    assert all(rec.read_bytes(i) != (tmp_path / "jpeg" / k).read_bytes() for i, k in enumerate(rec.image_ids))
+
+
+def test_computed_images_have_no_stored_bytes():
+    fs = faces()
+    assert fs.encoded(0) is None and fs.subset([1]).encoded(0) is None

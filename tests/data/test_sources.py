@@ -214,7 +214,11 @@ def test_pack_cli_and_open_packed_folder(folder, tmp_path, capsys):
     assert fs.class_names == ["alice", "bob", "carol"]
     assert fs.image_ids == ["alice/a1.png", "bob/b1.png", "bob/b2.png", "carol/c1.png"]
     assert fs.labels.tolist() == [0, 1, 1, 2]
-    np.testing.assert_array_equal(fs.read(1), decode_image(encode_jpeg(expected["bob/b1.png"], 100)))
+    np.testing.assert_array_equal(fs.read(1), expected["bob/b1.png"])  # PNG bytes copied: lossless
+    assert main(["pack", str(root), str(tmp_path / "re/train.rec"), "--no-progress", "--quality", "100",
+                 "--reencode"]) == 0
+    np.testing.assert_array_equal(open_faceset(tmp_path / "re").read(1),
+                                  decode_image(encode_jpeg(expected["bob/b1.png"], 100)))
 
 
 def test_pack_cli_bad_input(folder, tmp_path, capsys):

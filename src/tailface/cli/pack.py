@@ -13,11 +13,15 @@ def register(subparsers) -> None:
         "pack", help="pack a dataset into an InsightFace .rec/.idx",
         description="Pack a dataset (any open_faceset spec: identity folders, list file, "
                     "celeba:IMAGE_DIR:IDENTITY_FILE, .rec, synthetic) into OUT.rec + OUT.idx in the "
-                    "InsightFace layout, with classes.txt, image_ids.txt and property beside it.",
+                    "InsightFace layout, with classes.txt, image_ids.txt and property beside it. "
+                    "JPEG and PNG images are copied byte for byte; others (and all with --reencode) "
+                    "are written as JPEG at --quality.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="dataset spec")
     p.add_argument("out", type=Path, help="output .rec (its .idx is written beside it)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality of re-encoded images (default 95)")
+    p.add_argument("--reencode", action="store_true",
+                   help="re-encode every image as JPEG at --quality instead of copying stored JPEG/PNG bytes")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out missing, empty or undecodable images (reported) instead of failing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,7 +44,7 @@ def run(args) -> int:
     if missing:
         print(f"  {missing} listed images absent from the image folder were left out")
     result = write_recordio(faceset, args.out, quality=args.quality, skip_bad=args.skip_bad,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, reencode=args.reencode)
     for image_id, why in (skipped_files + result.skipped)[:10]:
         print(f"  skipped {image_id}: {why}")
     n_skipped = len(skipped_files) + len(result.skipped)

@@ -44,6 +44,11 @@ class FaceSet:
     def _read(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def encoded(self, i: int) -> bytes | None:
+        """Image ``i`` as stored, when it is a JPEG or PNG that :meth:`read` decodes unchanged
+        (files, records); None when the set computes its images (alignment, synthetic data)."""
+        return None
+
     def subset(self, indices: Sequence[int], relabel: bool = True) -> "FaceSet":
         """The images at ``indices``; with ``relabel`` classes are renumbered densely (in order of
         their old label) and classes without images are dropped."""
@@ -118,6 +123,9 @@ class SubsetFaceSet(FaceSet):
     def _read(self, i: int) -> np.ndarray:
         return self.parent.read(self.indices[i])
 
+    def encoded(self, i: int) -> bytes | None:
+        return self.parent.encoded(int(self.indices[i]))
+
 
 class RelabeledFaceSet(FaceSet):
     def __init__(self, parent: FaceSet, labels, class_names):
@@ -132,3 +140,6 @@ class RelabeledFaceSet(FaceSet):
 
     def _read(self, i: int) -> np.ndarray:
         return self.parent.read(i)
+
+    def encoded(self, i: int) -> bytes | None:
+        return self.parent.encoded(i)

@@ -39,18 +39,27 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.array(rgb, dtype=np.uint8)  # a writable copy
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode the image file at ``path`` (see :func:`decode_image`)."""
+def read_file_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of the image file at ``path``, with a DataError naming it when unreadable."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read image file: {exc}") from None
-    return decode_image(data, str(path))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode the image file at ``path`` (see :func:`decode_image`)."""
+    return decode_image(read_file_bytes(path), str(path))
+
+
+def is_jpeg_or_png(data: bytes) -> bool:
+    """Whether ``data`` starts like a JPEG or PNG file (the formats every .rec reader decodes)."""
+    return data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tailface.data.faceset import FaceSet
-from tailface.data.images import decode_image, encode_jpeg
+from tailface.data.images import decode_image, encode_jpeg, is_jpeg_or_png
 from tailface.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -421,6 +421,10 @@ class RecordIOFaceSet(FaceSet):
         """Encoded image ``i`` as stored."""
         return self.reader.read_header(int(self.keys[i]))[1]
 
+    def encoded(self, i: int) -> bytes | None:
+        data = self.read_bytes(i)
+        return data if is_jpeg_or_png(data) else None
+
     def _read(self, i: int) -> np.ndarray:
         key = int(self.keys[i])
         return decode_image(self.reader.read_header(key)[1], f"{self.source}#{key}")
@@ -451,13 +455,15 @@ class PackResult:
 
 
 def write_recordio(faceset: FaceSet, out_rec: str | os.PathLike, quality: int = 95,
-                   skip_bad: bool = False, progress: bool = True) -> PackResult:
-    """Pack any FaceSet into an InsightFace-layout ``.rec``/``.idx`` (JPEG at ``quality``), with
-    ``classes.txt``, ``image_ids.txt`` and ``property`` (``classes,height,width``) beside it.
+                   skip_bad: bool = False, progress: bool = True, reencode: bool = False) -> PackResult:
+    """Pack any FaceSet into an InsightFace-layout ``.rec``/``.idx``, with ``classes.txt``,
+    ``image_ids.txt`` and ``property`` (``classes,height,width``) beside it.
 
-    Images are grouped by class. Every image is decoded once: an undecodable one raises its
-    DataError, or with ``skip_bad`` is left out and reported (classes left empty are dropped).
-    All files are written under temporary names and renamed at the end."""
+    Images stored as JPEG or PNG (files, records: :meth:`FaceSet.encoded`) are copied byte for
+    byte; computed ones (aligned, synthetic), and every image with ``reencode``, are written as
+    JPEG at ``quality``. Images are grouped by class. Every image is decoded once: an undecodable
+    one raises its DataError, or with ``skip_bad`` is left out and reported (classes left empty
+    are dropped). All files are written under temporary names and renamed at the end."""
     out_rec = Path(out_rec)
     n = len(faceset)
     if n + faceset.num_classes + 1 >= _FLOAT32_EXACT:
@@ -479,14 +485,14 @@ def write_recordio(faceset: FaceSet, out_rec: str | os.PathLike, quality: int = 
                     names.append(faceset.class_names[current])
                 start, current = key, label
             try:
-                image = faceset.read(i)
+                payload, image = _image_payload(faceset, int(i), quality, reencode)
             except DataError as exc:
                 if not skip_bad:
                     raise
                 skipped.append((faceset.image_ids[i], str(exc)))
                 continue
             shape = shape or image.shape[:2]
-            writer.write(key, pack_record(IRHeader(0, float(len(names)), key), encode_jpeg(image, quality)))
+            writer.write(key, pack_record(IRHeader(0, float(len(names)), key), payload))
             image_ids.append(faceset.image_ids[i])
             key += 1
         if current is not None and key > start:
@@ -505,6 +511,13 @@ def write_recordio(faceset: FaceSet, out_rec: str | os.PathLike, quality: int = 
     if skipped:
         log.warning("%s: skipped %d undecodable images (e.g. %s)", faceset.source, len(skipped), skipped[0][1])
     return PackResult(out_rec, len(image_ids), len(names), skipped)
+
+
+def _image_payload(faceset: FaceSet, i: int, quality: int, reencode: bool) -> tuple[bytes, np.ndarray]:
+    """(bytes to store, decoded image) for image ``i``; reading first validates stored bytes."""
+    image = faceset.read(i)
+    stored = None if reencode else faceset.encoded(i)
+    return (stored if stored is not None else encode_jpeg(image, quality)), image
 
 
 def _write_text(path: Path, lines: list[str]) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tailface.data.faceset import FaceSet
-from tailface.data.images import is_image_name, read_image
+from tailface.data.images import is_image_name, is_jpeg_or_png, read_file_bytes, read_image
 from tailface.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ class FileFaceSet(FaceSet):
 
     def _read(self, i: int) -> np.ndarray:
         return read_image(self.paths[i])
+
+    def encoded(self, i: int) -> bytes | None:
+        data = read_file_bytes(self.paths[int(i)])
+        return data if is_jpeg_or_png(data) else None
 
     def _set_images(self, paths: Sequence[Path], image_ids: Sequence[str], raw_labels: Sequence,
                     class_names: Sequence[str] | None, skip_bad: bool, what: str = "image") -> None:
