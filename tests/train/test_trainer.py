@@ -163,5 +163,12 @@ def test_amp_and_tensorboard_fall_back_cleanly_on_cpu(tmp_path, capsys):
     except ImportError:
         assert "tensorboard is not installed" in err
     else:
-        assert (tmp_path / "tensorboard").is_dir()
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "tensorboard"))
+        events.Reload()
+        logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+        rows = read_log(tmp_path / "train.csv")
+        assert logged == [(int(r["step"]), pytest.approx(float(r["loss"]), rel=1e-6)) for r in rows]
+        assert {"train/lr", "train/acc", "train/images_per_s"} <= set(events.Tags()["scalars"])
     assert len(read_log(tmp_path / "train.csv")) == 2
