@@ -20,11 +20,11 @@ import yaml
 from tailface.data.faceset import FaceSet
 from tailface.data.groups import GroupThresholds, head_tail_split
 from tailface.errors import ConfigError
-from tailface.yaml_config import read_yaml
 from tailface.train.checkpoint import build_head, build_model, load_checkpoint
 from tailface.train.config import TrainConfig
 from tailface.train import distributed as ddp
 from tailface.train.trainer import fit, resolve_device
+from tailface.yaml_config import read_yaml
 
 BLOCKS = {"data", "model", "head", "pretrain", "train", "eval"}
 DATA_KEYS = {"train", "groups", "subset", "options"}
