@@ -25,7 +25,7 @@ from PIL import Image
 from tailface.data.align import ARCFACE_TEMPLATE_112, align_face
 from tailface.data.recordio import RecordIOFaceSet, write_recordio
 from tailface.data.sources import ImageFolderFaceSet
-from tailface.data.torch_dataset import to_tensor
+from tailface.data.tensors import normalize, resized
 from tailface.paths import faces_root
 
 
@@ -45,7 +45,8 @@ class AlignedFaces(torch.utils.data.Dataset):
         image = self.faceset.read(i)
         if self.align:
             image = np.array(align_face(image, self.landmarks[i]))  # writable, as torch wants
-        return to_tensor(image, 112), int(self.faceset.labels[i])
+        image = torch.from_numpy(np.ascontiguousarray(resized(image, (112, 112)))).permute(2, 0, 1)
+        return normalize(image), int(self.faceset.labels[i])
 
 
 def lfw_subset(n: int):

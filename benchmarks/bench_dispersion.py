@@ -61,6 +61,7 @@ def arcface_all(features, weight, labels, s=64.0, m=0.5, fast_norm=False):
 
 
 def run_variant(args) -> dict:
+    from tailface.heads.margins import Margin
     from tailface.method.dispersion import DispersionHead
 
     torch.set_num_threads(args.threads)
@@ -84,7 +85,7 @@ def run_variant(args) -> dict:
                     else arcface_all(features, weight, labels, fast_norm=args.variant == "arcface-fastnorm"))
             loss.backward()
     else:
-        head = DispersionHead(args.dim, args.num_head, sup, margin="arcface" if "arcface" in args.variant else "none",
+        head = DispersionHead(args.dim, args.num_head, sup, margin=Margin("arcface", 64.0, 0.5) if "arcface" in args.variant else Margin(),
                               mode="batch" if args.variant.endswith("batch") else "sample")
         weight = head.weight
 

@@ -22,7 +22,8 @@ import torch
 
 from tailface.data import InMemoryFaceSet
 from tailface.train import TrainConfig, build_head, build_model, fit
-from tailface.train.batches import RandomOrder, epoch_batches
+from tailface.data.samplers import RandomSampler
+from tailface.data.tensors import epoch_batches
 
 
 def bare_loop(faceset, cfg, steps):
@@ -31,7 +32,7 @@ def bare_loop(faceset, cfg, steps):
     head = build_head("softmax", 128, faceset.num_classes)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    batches = epoch_batches(RandomOrder(len(faceset), cfg.seed), 0, cfg.batch_size)[:steps]
+    batches = epoch_batches(RandomSampler(faceset.labels, cfg.seed), 0, cfg.batch_size)[:steps]
     model.train()
     head.train()
     for b, idx in enumerate(batches):

@@ -6,6 +6,9 @@ import pytest
 from tailface.cli.main import main as cli_main
 from tailface.errors import ConfigError, DataError
 from tailface.eval import api
+from tailface.eval.protocols import Features, parse_protocols
+from tailface.eval.protocols.megaface_proxy import identity_of
+from tailface.eval.protocols.sets import lfw_faceset
 from tailface.eval.synthetic import evaluate_synthetic, gallery_split
 from tailface.paths import faces_root
 
@@ -14,14 +17,14 @@ HAS_LFW_META = (ROOT / "blufr" / "blufr_lfw_config.mat").is_file() and (ROOT / "
 
 
 def test_parse_protocols():
-    assert api.parse_protocols("blufr, lfw") == ["blufr", "lfw"]
+    assert parse_protocols("blufr, lfw") == ["blufr", "lfw"]
     with pytest.raises(ConfigError, match="megaface-proxy"):
-        api.parse_protocols("blufr,imagenet")
+        parse_protocols("blufr,imagenet")
 
 
 def test_identity_of():
-    assert api.identity_of("Aaron_Peirsol/Aaron_Peirsol_0003.jpg") == "Aaron_Peirsol"
-    assert api.identity_of("Abdullah_0001.jpg") == "Abdullah"
+    assert identity_of("Aaron_Peirsol/Aaron_Peirsol_0003.jpg") == "Aaron_Peirsol"
+    assert identity_of("Abdullah_0001.jpg") == "Abdullah"
 
 
 def test_gallery_split_and_synthetic_protocol():
@@ -37,7 +40,7 @@ def test_gallery_split_and_synthetic_protocol():
 
 def test_missing_aligned_lfw_names_the_fix(tmp_path):
     with pytest.raises(DataError, match="tailface prepare lfw"):
-        api._lfw_faceset(tmp_path / "nowhere")
+        lfw_faceset(tmp_path / "nowhere")
 
 
 def test_cli_needs_exactly_one_input(capsys):
@@ -50,11 +53,12 @@ def test_lfw_protocols_on_random_features(tmp_path):
     from tailface.eval.blufr import load_blufr_config
 
     config = load_blufr_config(ROOT / "blufr" / "blufr_lfw_config.mat")
-    ids = [f"{api.identity_of(n)}/{n}" for n in config.image_list]
+    ids = [f"{identity_of(n)}/{n}" for n in config.image_list]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((len(ids), 16)).astype(np.float32) + 2 * rng.standard_normal(
         (config.labels.max() + 1, 16)).astype(np.float32)[config.labels]
-    metrics = api.evaluate_lfw_features(x, ids, ["blufr", "lfw", "megaface-proxy"], ROOT)
+    options = api.EvalOptions(faces_root=ROOT)
+    metrics = api.evaluate_protocols(Features(x, ids, None, "random"), ["blufr", "lfw", "megaface-proxy"], options)
     assert 0 < metrics["blufr"]["report"]["vr_far_0.1%"]["mean"] < 1
     assert 0.5 < metrics["lfw"]["accuracy_mean"] <= 1
     mf = metrics["megaface-proxy"]
@@ -112,7 +116,7 @@ def test_evaluate_checkpoint_extracts_lfw_once(tmp_path, monkeypatch):
 
     store = {}
     _fake_features_module(monkeypatch, store)
-    monkeypatch.setattr(ckpt, "load_model", lambda path: (object(), {"input_size": 16}))
+    monkeypatch.setattr(ckpt, "load_model", lambda path: (object(), {"image_size": [16, 16]}))
     checkpoint = tmp_path / "final.pt"
     checkpoint.write_bytes(b"x")
     with pytest.raises(DataError, match="tailface prepare lfw"):

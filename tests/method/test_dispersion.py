@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tailface.heads.margins import Margin
 from tailface.method.dispersion import (DispersionHead, create_dispersion_head, init_from_prototype,
                                         member_table)
 
@@ -89,7 +90,7 @@ def test_matches_naive_values_and_gradients(margin, mode, renorm, big):
     labels = torch.tensor(rng.integers(0, num_head + n_tail, size=batch))
     labels[:3] = torch.tensor([0, num_head, num_head + n_tail - 1])  # head and tail samples present
 
-    head = DispersionHead(d, num_head, sup, margin=margin, scale=16.0, margin_value=0.3, mode=mode,
+    head = DispersionHead(d, num_head, sup, margin=Margin(margin, 16.0, 0.3), mode=mode,
                           renormalize_phi=renorm).double()
     with torch.no_grad():
         head.weight.copy_(weight)
@@ -117,7 +118,7 @@ def test_all_singletons_equal_plain_softmax(margin):
     feats = torch.tensor(rng.normal(size=(batch, d)))
     weight = torch.tensor(rng.normal(size=(num_head + n_tail, d)))
     labels = torch.tensor(rng.integers(0, num_head + n_tail, size=batch))
-    head = DispersionHead(d, num_head, rng.permutation(n_tail), margin=margin, scale=10.0).double()
+    head = DispersionHead(d, num_head, rng.permutation(n_tail), margin=Margin(margin, 10.0, 0.5)).double()
     with torch.no_grad():
         head.weight.copy_(weight)
     loss = head(feats, labels).loss

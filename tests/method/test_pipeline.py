@@ -10,8 +10,10 @@ import torch
 from tailface.cli.main import main as cli_main
 from tailface.errors import ConfigError
 from tailface.method.aggregate import load_aggregation
-from tailface.method.config import MethodConfig, head_margin, load_config
-from tailface.method.pipeline import run_pipeline
+from tailface.configs import shipped_configs
+from tailface.experiment import ExperimentConfig, run_experiment
+from tailface.heads.spec import HeadSpec
+from tailface.method.config import MethodConfig
 from tailface.method.partition import Partition
 from tailface.train.checkpoint import load_checkpoint
 
@@ -23,6 +25,10 @@ TINY = {
     "method": {"budget": 2, "abcd_baseline": True, "evaluate": ["ours"]},
     "eval": {"protocols": ["synthetic"]},
 }
+
+
+def run_pipeline(doc, out):
+    return run_experiment(ExperimentConfig.from_dict(doc), out).report
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def test_second_run_skips_completed_stages(tiny_run, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("final.pt")}
     stamps[out / "features" / "tail.npz"] = (out / "features" / "tail.npz").stat().st_mtime_ns
     run_pipeline(TINY, out)
-    log = capsys.readouterr().out
+    log = capsys.readouterr().err
     for stage in ("base", "features", "cluster", "prototype", "dispersion", "abcd", "eval ours"):
         assert f"{stage}: done" in log, stage
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -72,14 +78,15 @@ def test_config_errors(tmp_path):
         MethodConfig.from_dict({"clusters": 3})
     with pytest.raises(ConfigError, match="mode"):
         MethodConfig.from_dict({"mode": "sometimes"})
-    with pytest.raises(ConfigError, match="head.name"):
-        head_margin({"name": "range_loss"})
+    with pytest.raises(ConfigError, match="head.name: the method supports arcface, cosface, softmax"):
+        ExperimentConfig.from_dict({**TINY, "head": {"name": "range_loss"}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: [1, 2")
     with pytest.raises(ConfigError, match="bad.yaml"):
-        load_config(bad)
+        ExperimentConfig.load(bad)
     assert MethodConfig.from_dict({"budget": 10}).epochs(7) == (7, 4, 6)
-    assert head_margin({"name": "arcface", "s": 30, "m": 0.4})[2:] == ("arcface", 30.0, 0.4)
+    margin = HeadSpec.from_block({"name": "arcface", "s": 30, "m": 0.4}).margin
+    assert (margin.kind, margin.scale, margin.value) == ("arcface", 30.0, 0.4)
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
@@ -87,13 +94,10 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert "missing.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "method").glob("*.yaml")),
-                         ids=lambda p: p.stem)
-def test_shipped_method_configs_validate_with_the_paper_split(path):
-    doc = load_config(path)
-    method = MethodConfig.from_dict(doc.get("method"))
-    head_margin(doc.get("head"))
-    base, proto, disp = method.epochs(doc["train"]["epochs"])
+@pytest.mark.parametrize("name", [n for n in shipped_configs() if n.startswith("method/")])
+def test_shipped_method_configs_validate_with_the_paper_split(name):
+    cfg = ExperimentConfig.load(shipped_configs()[name])
+    base, proto, disp = (cfg.stage_train(s).epochs for s in ("base", "prototype", "dispersion"))
     assert proto / (proto + disp) == pytest.approx(0.4)
     # the method's second phase has the baselines' budget: the train block's epochs
-    assert proto + disp == doc["train"]["epochs"] == base
+    assert proto + disp == cfg.train["epochs"] == base

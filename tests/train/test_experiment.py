@@ -9,19 +9,29 @@ from tailface.data.groups import head_tail_split
 from tailface.data.synthetic import synthetic_faceset
 from tailface.errors import ConfigError
 from tailface.train import load_checkpoint
-from tailface.train.experiment import load_experiment, override_epochs, run_experiment, validate_experiment
+from tailface.configs import resolve_config
+from tailface.experiment import ExperimentConfig, run_experiment
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "baselines"
+CONFIGS = resolve_config("baselines/abcd").parent
 BASELINES = ["abcd", "ab", "ab_abcd", "resampling", "center_loss", "range_loss", "arcface"]
 TINY = {"num_identities": 40, "image_size": 16}
 QUICK = {"max_steps": 2, "progress": False, "log_every": 1}
 
 
+def load_experiment(path):
+    return ExperimentConfig.load(path)
+
+
 def tiny(config, eval_=False):
-    config["data"]["options"] = TINY
+    doc = config.to_dict()
+    doc["data"]["options"] = TINY
     if not eval_:
-        config["eval"] = {}
-    return config
+        doc["eval"] = {}
+    return doc
+
+
+def run(doc, out, **train):
+    return run_experiment(ExperimentConfig.from_dict(doc).with_train(**train), out, "train")
 
 
 def test_all_baselines_present_with_one_budget():
@@ -32,20 +42,20 @@ def test_all_baselines_present_with_one_budget():
         per_folder = set()
         for name in names:
             c = load_experiment(folder / f"{name}.yaml")
-            pre = c.get("pretrain", {}).get("train", {}).get("epochs", 0)
-            per_folder.add(pre + c["train"]["epochs"])
+            pre = c.stage_train("pretrain").epochs if c.pretrain is not None else 0
+            per_folder.add(pre + c.stage_train("train").epochs)
         assert len(per_folder) == 1, (folder, per_folder)
         budgets |= per_folder
     ab_abcd = load_experiment(CONFIGS / "ab_abcd.yaml")
-    total = ab_abcd["pretrain"]["train"]["epochs"] + ab_abcd["train"]["epochs"]
-    assert ab_abcd["pretrain"]["train"]["epochs"] / total == pytest.approx(0.4)
+    pre, total = ab_abcd.stage_train("pretrain").epochs, ab_abcd.stage_train("train").epochs
+    assert pre / (pre + total) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_baseline_trains_end_to_end(tmp_path, name):
     config = tiny(load_experiment(CONFIGS / f"{name}.yaml"))
-    result = run_experiment(config, tmp_path, train_overrides=QUICK)
-    ckpt = load_checkpoint(result["final"])
+    result = run(config, tmp_path, **QUICK)
+    ckpt = load_checkpoint(result.final)
     assert ckpt["meta"]["global_step"] == 2
     assert (tmp_path / "train" / "train.csv").is_file() and (tmp_path / "config.yaml").is_file()
     faces = synthetic_faceset(**TINY)
@@ -61,7 +71,7 @@ def test_ab_abcd_copies_head_rows_and_starts_tail_rows_at_their_mean(tmp_path):
     config["train"]["lr"] = 1e-12  # one fine-tuning step moves nothing measurable
     config["train"]["weight_decay"] = 0.0
     config["train"]["warmup_epochs"] = 0
-    run_experiment(config, tmp_path, train_overrides={**QUICK, "max_steps": 1})
+    run(config, tmp_path, **{**QUICK, "max_steps": 1})
     pre = load_checkpoint(tmp_path / "pretrain" / "final.pt")
     fine = load_checkpoint(tmp_path / "train" / "final.pt")
     names = fine["meta"]["class_names"]
@@ -75,11 +85,11 @@ def test_ab_abcd_copies_head_rows_and_starts_tail_rows_at_their_mean(tmp_path):
 
 def test_stages_are_reused(tmp_path, capsys):
     config = tiny(load_experiment(CONFIGS / "abcd.yaml"))
-    first = run_experiment(config, tmp_path, train_overrides=QUICK)["final"]
+    first = run(config, tmp_path, **QUICK).final
     stamp = first.stat().st_mtime_ns
-    run_experiment(config, tmp_path, train_overrides=QUICK)
+    run(config, tmp_path, **QUICK)
     assert first.stat().st_mtime_ns == stamp
-    assert "reusing" in capsys.readouterr().err
+    assert "tailface train: train: done" in capsys.readouterr().err
 
 
 def test_cli_trains_and_evaluates(tmp_path):
@@ -94,9 +104,9 @@ def test_cli_trains_and_evaluates(tmp_path):
 
 
 def test_epoch_override_keeps_the_ab_abcd_split():
-    config = override_epochs(load_experiment(CONFIGS / "ab_abcd.yaml"), 20)
-    assert (config["pretrain"]["train"]["epochs"], config["train"]["epochs"]) == (8, 12)
-    assert override_epochs(load_experiment(CONFIGS / "abcd.yaml"), 7)["train"]["epochs"] == 7
+    config = load_experiment(CONFIGS / "ab_abcd.yaml").with_epochs(20)
+    assert (config.stage_train("pretrain").epochs, config.stage_train("train").epochs) == (8, 12)
+    assert load_experiment(CONFIGS / "abcd.yaml").with_epochs(7).stage_train("train").epochs == 7
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -110,7 +120,7 @@ def test_epoch_override_keeps_the_ab_abcd_split():
 ])
 def test_bad_experiment_configs(bad, match):
     with pytest.raises(ConfigError, match=match):
-        validate_experiment(bad)
+        ExperimentConfig.from_dict(bad)
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):

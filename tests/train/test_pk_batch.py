@@ -14,14 +14,13 @@ def _faceset():
 
 def test_pk_sampler_accepts_batches_of_whole_blocks():
     cfg = TrainConfig.from_dict({"epochs": 1, "batch_size": 16, "lr": 0.1, "sampler": {"name": "pk", "p": 4, "k": 4}})
-    assert len(_make_sampler(cfg, _faceset())) > 0
+    assert len(_make_sampler(cfg, _faceset(), 1)) > 0
 
 
-def test_pk_sampler_rejects_batches_that_cut_blocks(monkeypatch):
+def test_pk_sampler_rejects_batches_that_cut_blocks():
     cfg = TrainConfig.from_dict({"epochs": 1, "batch_size": 12, "lr": 0.1, "sampler": {"name": "pk", "p": 4, "k": 4}})
     with pytest.raises(ConfigError, match="multiple of sampler p\\*k"):
-        _make_sampler(cfg, _faceset())
+        _make_sampler(cfg, _faceset(), 1)
     cfg = TrainConfig.from_dict({"epochs": 1, "batch_size": 16, "lr": 0.1, "sampler": {"name": "pk", "p": 2, "k": 8}})
-    monkeypatch.setenv("WORLD_SIZE", "4")  # slices of 4 would split groups of k = 8
-    with pytest.raises(ConfigError):
-        _make_sampler(cfg, _faceset())
+    with pytest.raises(ConfigError):  # 4 processes: slices of 4 would split groups of k = 8
+        _make_sampler(cfg, _faceset(), 4)

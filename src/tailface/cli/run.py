@@ -4,17 +4,18 @@ classifier row norms per group A-D."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from tailface.cli._experiment import add_experiment_arguments, run_from_args
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="run the aggregate-and-disperse pipeline (resumable)",
-                              description="Base model (AB) -> tail features -> clustering -> prototype -> "
-                                          "dispersion -> evaluation; every stage under OUT/<stage>/, "
-                                          "completed stages skipped, interrupted training resumed.")
-    p.add_argument("config", nargs="?", help="experiment YAML (default: configs/method/synthetic.yaml)")
-    p.add_argument("--out", help="output folder (default: runs/<config name>)")
-    p.add_argument("--data", help="training set spec for open_faceset (overrides data.train)")
+    p = subparsers.add_parser("run", help="run an experiment; by default aggregate-and-disperse on the built-in data",
+                              description="Run the experiment of CONFIG (default: the shipped method/synthetic): "
+                                          "for the method, base model (AB) -> tail features -> clustering -> "
+                                          "prototype -> dispersion -> evaluation -> report; every stage under "
+                                          "OUT/<stage>/, completed stages skipped, interrupted training resumed.")
+    p.add_argument("config", nargs="?", help="experiment YAML or shipped name (default: method/synthetic)")
+    add_experiment_arguments(p)
     p.set_defaults(func=_run)
 
     n = subparsers.add_parser("norms", help="classifier row norms per group A-D of a checkpoint",
@@ -30,15 +31,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tailface.method.config import load_config
-    from tailface.method.pipeline import DEFAULT_CONFIG, run_pipeline
-
-    config = Path(args.config) if args.config else DEFAULT_CONFIG
-    doc = load_config(config)
-    out = Path(args.out) if args.out else Path("runs") / config.stem
-    report = run_pipeline(doc, out, data=args.data)
-    print(f"report: {report}")
-    return 0
+    return run_from_args(args, "run")
 
 
 def _norms(args: argparse.Namespace) -> int:

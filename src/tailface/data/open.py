@@ -1,59 +1,98 @@
-"""``open_faceset(spec)``: one string names any dataset tailface can read."""
+"""``open_faceset(spec)``: one string names any dataset tailface can read.
+
+The formats are one table, :data:`FORMATS`, tried in order: the first whose ``matches(spec)`` is
+true opens it. The accepted-spec text of error messages and ``--help`` is generated from the same
+table. A new format is one file with a FaceSet class plus one :class:`Format` row here
+(docs/architecture.md, "Adding a dataset format").
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tailface.data.faceset import FaceSet
 from tailface.errors import DataError
 
-ACCEPTED = """accepted dataset specs:
-  synthetic (or nothing)            built-in synthetic long-tailed identities
-  PATH.rec                          RecordIO pack (InsightFace or im2rec layout), .idx beside it
-  FOLDER with train.rec             e.g. a prepared set or an InsightFace download
-  LIST.txt / LIST.lst               lines 'path label' (paths relative to the list's folder)
-  FOLDER of identity folders        FOLDER/<identity>/<image>
-  celeba:IMAGE_DIR:IDENTITY_FILE    flat image folder + '<file> <identity>' lines (absent files skipped)"""
+
+@dataclass(frozen=True)
+class Format:
+    spec: str  # how the spec is written, e.g. "PATH.rec"
+    description: str
+    matches: Callable[[str], bool]
+    open: Callable[..., FaceSet]  # (spec, **options) -> FaceSet
 
 
-def open_faceset(spec: str | os.PathLike | None = None, **kw) -> FaceSet:
-    """The FaceSet named by ``spec`` (see :data:`ACCEPTED`); ``kw`` go to the source's
-    constructor (e.g. ``skip_bad=True``; for ``synthetic``, ``synthetic_faceset``'s arguments)."""
-    if spec is None or str(spec) == "synthetic":
-        from tailface.data.synthetic import synthetic_faceset
+def _synthetic(spec: str, **kw) -> FaceSet:
+    from tailface.data.synthetic import synthetic_faceset
 
-        return synthetic_faceset(**kw)
-    text = str(spec)
-    if text.startswith("celeba:"):
-        from tailface.data.sources import IdentityFileFaceSet
-
-        parts = text.split(":", 2)
-        if len(parts) != 3 or not parts[1] or not parts[2]:
-            raise DataError(f"{text!r}: expected celeba:IMAGE_DIR:IDENTITY_FILE\n{ACCEPTED}")
-        kw.setdefault("on_missing", "skip")
-        return IdentityFileFaceSet(parts[1], parts[2], **kw)
-    path = Path(spec)
-    if path.suffix == ".rec":
-        return _recordio(path, **kw)
-    if path.is_dir() and (path / "train.rec").is_file():
-        return _recordio(path / "train.rec", **kw)
-    if path.suffix in (".txt", ".lst"):
-        from tailface.data.sources import ListFileFaceSet
-
-        return ListFileFaceSet(path, **kw)
-    if path.is_dir():
-        from tailface.data.sources import ImageFolderFaceSet
-
-        return ImageFolderFaceSet(path, **kw)
-    what = "does not exist" if not path.exists() else "is not a dataset tailface can read"
-    raise DataError(f"{spec}: {what}\n{ACCEPTED}")
+    return synthetic_faceset(**kw)
 
 
-def _recordio(path: Path, **kw) -> FaceSet:
+def _celeba(spec: str, **kw) -> FaceSet:
+    from tailface.data.sources import IdentityFileFaceSet
+
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise DataError(f"{spec!r}: expected celeba:IMAGE_DIR:IDENTITY_FILE\n{accepted_specs()}")
+    kw.setdefault("on_missing", "skip")
+    return IdentityFileFaceSet(parts[1], parts[2], **kw)
+
+
+def _recordio(spec: str, **kw) -> FaceSet:
     from tailface.data.recordio import RecordIOFaceSet
 
+    path = Path(spec)
+    path = path if path.suffix == ".rec" else path / "train.rec"
     unknown = sorted(set(kw) - {"skip_bad"})
     if unknown:
         raise DataError(f"{path}: options {unknown} do not apply to a RecordIO pack")
     return RecordIOFaceSet(path, **kw)
+
+
+def _list_file(spec: str, **kw) -> FaceSet:
+    from tailface.data.sources import ListFileFaceSet
+
+    return ListFileFaceSet(Path(spec), **kw)
+
+
+def _image_folder(spec: str, **kw) -> FaceSet:
+    from tailface.data.sources import ImageFolderFaceSet
+
+    return ImageFolderFaceSet(Path(spec), **kw)
+
+
+FORMATS: list[Format] = [
+    Format("synthetic (or nothing)", "built-in synthetic long-tailed identities",
+           lambda s: s == "synthetic", _synthetic),
+    Format("celeba:IMAGE_DIR:IDENTITY_FILE", "flat image folder + '<file> <identity>' lines (absent files skipped)",
+           lambda s: s.startswith("celeba:"), _celeba),
+    Format("PATH.rec", "RecordIO pack (InsightFace or im2rec layout), .idx beside it",
+           lambda s: Path(s).suffix == ".rec", _recordio),
+    Format("FOLDER with train.rec", "e.g. a prepared set or an InsightFace download",
+           lambda s: (Path(s) / "train.rec").is_file(), _recordio),
+    Format("LIST.txt / LIST.lst", "lines 'path label' (paths relative to the list's folder)",
+           lambda s: Path(s).suffix in (".txt", ".lst"), _list_file),
+    Format("FOLDER of identity folders", "FOLDER/<identity>/<image>",
+           lambda s: Path(s).is_dir(), _image_folder),
+]
+
+
+def accepted_specs() -> str:
+    """The text listing every format of :data:`FORMATS` (for errors and help)."""
+    width = max(len(f.spec) for f in FORMATS) + 2
+    return "accepted dataset specs:\n" + "\n".join(f"  {f.spec.ljust(width)}{f.description}" for f in FORMATS)
+
+
+def open_faceset(spec: str | os.PathLike | None = None, **kw) -> FaceSet:
+    """The FaceSet named by ``spec`` (see :func:`accepted_specs`); ``kw`` go to the source's
+    constructor (e.g. ``skip_bad=True``; for ``synthetic``, ``synthetic_faceset``'s arguments)."""
+    text = "synthetic" if spec is None else str(spec)
+    for fmt in FORMATS:
+        if fmt.matches(text):
+            return fmt.open(text, **kw)
+    path = Path(text)
+    what = "does not exist" if not path.exists() else "is not a dataset tailface can read"
+    raise DataError(f"{text}: {what}\n{accepted_specs()}")

@@ -16,19 +16,7 @@ from tqdm import tqdm
 
 from tailface.data.faceset import FaceSet
 from tailface.errors import DataError
-from tailface.train.batches import load_images, normalize
-
-
-class _ChunkDataset(torch.utils.data.Dataset):
-    def __init__(self, faceset: FaceSet, size: tuple[int, int], batch_size: int):
-        self.faceset, self.size, self.batch_size = faceset, size, batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.faceset) // self.batch_size)
-
-    def __getitem__(self, b: int) -> torch.Tensor:
-        start = b * self.batch_size
-        return load_images(self.faceset, range(start, min(start + self.batch_size, len(self.faceset))), self.size)
+from tailface.data.tensors import EvalBatches, normalize
 
 
 def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size: int = 256,
@@ -36,7 +24,7 @@ def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size:
     """float32 ``N x E`` features of every image of ``faceset``, in its order."""
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    loader = torch.utils.data.DataLoader(_ChunkDataset(faceset, size, batch_size), batch_size=None,
+    loader = torch.utils.data.DataLoader(EvalBatches(faceset, size, batch_size), batch_size=None,
                                          num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval().to(device)

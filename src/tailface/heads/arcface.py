@@ -10,14 +10,17 @@ import torch.nn as nn
 
 from tailface.heads.base import register_head
 from tailface.heads.margin_head import MarginHead
+from tailface.heads.margins import Margin
+
+DEFAULT = Margin("arcface", scale=64.0, value=0.5)
 
 
 class ArcFaceHead(MarginHead):
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.5,
+    def __init__(self, embedding_size: int, num_classes: int, s: float = DEFAULT.scale, m: float = DEFAULT.value,
                  easy_margin: bool = False):
         super().__init__(embedding_size, num_classes, "arcface", s, m, easy_margin)
 
 
-@register_head("arcface")
+@register_head("arcface", margin=DEFAULT)
 def arcface(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     return ArcFaceHead(embedding_size, num_classes, **kwargs)

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from tailface.heads.margins import Margin
+
 
 @dataclass
 class HeadOutput:
@@ -27,18 +29,34 @@ class HeadOutput:
 
 
 _HEADS: dict[str, Callable[..., nn.Module]] = {}
+_MARGINS: dict[str, Margin] = {}
 
 
-def register_head(name: str):
-    """Decorator for ``builder(embedding_size, num_classes, **kwargs) -> nn.Module``."""
+def register_head(name: str, margin: Margin | None = None):
+    """Decorator for ``builder(embedding_size, num_classes, **kwargs) -> nn.Module``.
+
+    ``margin``: for heads that are a margin on a softmax over the classifier rows (softmax,
+    CosFace, ArcFace), their default :class:`Margin` (kind, ``s``, ``m``); such heads take ``s``
+    and ``m`` keyword arguments, and the method's dispersion head can apply the same margin."""
 
     def wrap(builder):
         if name in _HEADS:
             raise ValueError(f"head {name!r} registered twice")
         _HEADS[name] = builder
+        if margin is not None:
+            _MARGINS[name] = margin
         return builder
 
     return wrap
+
+
+def default_margin(name: str) -> Margin | None:
+    """The default margin of a registered margin head, None for other heads (center loss, ...)."""
+    return _MARGINS.get(name)
+
+
+def margin_heads() -> list[str]:
+    return sorted(_MARGINS)
 
 
 def create_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:

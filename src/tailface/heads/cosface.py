@@ -6,13 +6,16 @@ import torch.nn as nn
 
 from tailface.heads.base import register_head
 from tailface.heads.margin_head import MarginHead
+from tailface.heads.margins import Margin
+
+DEFAULT = Margin("cosface", scale=64.0, value=0.35)
 
 
 class CosFaceHead(MarginHead):
-    def __init__(self, embedding_size: int, num_classes: int, s: float = 64.0, m: float = 0.35):
+    def __init__(self, embedding_size: int, num_classes: int, s: float = DEFAULT.scale, m: float = DEFAULT.value):
         super().__init__(embedding_size, num_classes, "cosface", s, m)
 
 
-@register_head("cosface")
+@register_head("cosface", margin=DEFAULT)
 def cosface(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     return CosFaceHead(embedding_size, num_classes, **kwargs)

@@ -14,15 +14,14 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
 from tailface.heads.labels import checked_labels
-from tailface.heads.margins import MARGINS, margin_logits
+from tailface.heads.margins import check_margin, margin_logits
 
 
 class MarginHead(nn.Module):
     def __init__(self, embedding_size: int, num_classes: int, kind: str, s: float, m: float,
                  easy_margin: bool = False):
         super().__init__()
-        if kind not in MARGINS:
-            raise ValueError(f"unknown margin {kind!r}; known: {', '.join(MARGINS)}")
+        check_margin(kind)
         if s <= 0:
             raise ValueError(f"scale s must be positive, got {s}")
         self.kind, self.s, self.m, self.easy_margin = kind, float(s), float(m), bool(easy_margin)

@@ -1,7 +1,8 @@
 """Margins on the target logit of a cosine matrix: softmax (none), CosFace and ArcFace.
 
 ``margin_logits(cos, targets, kind, s, m)`` is the one entry point; every margin head (and the
-dispersion head of the method) builds its logits with it.
+dispersion head of the method) builds its logits with it. The kinds are a registry
+(:func:`register_margin`); a new margin is one function (docs/architecture.md, "Adding a margin head").
 
 - ``"none"``: ``s * cos``.
 - ``"cosface"`` (LMCL, Wang et al. 2018): target ``s * (cos - m)``.
@@ -19,25 +20,78 @@ dispersion head of the method) builds its logits with it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-MARGINS = ("none", "cosface", "arcface")
+@dataclass(frozen=True)
+class Margin:
+    """What a margin head applies to the target logit: the margin ``kind`` (a registered name),
+    the ``scale`` s of the cosines and the margin ``value`` m. ``kind="none"`` with scale 1 is the
+    plain (unnormalised) softmax."""
+
+    kind: str = "none"
+    scale: float = 1.0
+    value: float = 0.0
+    easy_margin: bool = False
+
+    def __post_init__(self) -> None:
+        check_margin(self.kind)
+        if self.kind != "none" and not self.scale > 0:
+            raise ValueError(f"margin scale s must be positive, got {self.scale}")
+
+    @property
+    def normalized(self) -> bool:
+        """Cosine logits (features and rows L2-normalised), as every kind but ``none`` uses."""
+        return self.kind != "none"
+
+
+MarginFn = Callable[[torch.Tensor, float, bool], torch.Tensor]
+MARGINS: dict[str, MarginFn] = {}
+
+
+def register_margin(kind: str):
+    """Decorator for ``fn(cos, m, easy_margin) -> target cosines``: a new margin kind for
+    :func:`target_margin`, :func:`margin_logits` and every head built on them."""
+
+    def wrap(fn: MarginFn) -> MarginFn:
+        if kind in MARGINS:
+            raise ValueError(f"margin {kind!r} registered twice")
+        MARGINS[kind] = fn
+        return fn
+
+    return wrap
+
+
+@register_margin("none")
+def _no_margin(cos: torch.Tensor, m: float, easy_margin: bool) -> torch.Tensor:
+    return cos
+
+
+@register_margin("cosface")
+def _cosface(cos: torch.Tensor, m: float, easy_margin: bool) -> torch.Tensor:
+    return cos - m
+
+
+@register_margin("arcface")
+def _arcface(cos: torch.Tensor, m: float, easy_margin: bool) -> torch.Tensor:
+    sin = torch.sqrt((1.0 - cos * cos).clamp_min(torch.finfo(cos.dtype).tiny))
+    shifted = cos * math.cos(m) - sin * math.sin(m)
+    if easy_margin:
+        return torch.where(cos > 0, shifted, cos)
+    return torch.where(cos > math.cos(math.pi - m), shifted, cos - math.sin(math.pi - m) * m)
+
+
+def check_margin(kind: str) -> None:
+    if kind not in MARGINS:
+        raise ValueError(f"unknown margin {kind!r}; known: {', '.join(MARGINS)}")
 
 
 def target_margin(cos: torch.Tensor, kind: str, m: float, easy_margin: bool = False) -> torch.Tensor:
     """The target cosines after the margin (unscaled), elementwise on any shape."""
-    if kind == "none":
-        return cos
-    if kind == "cosface":
-        return cos - m
-    if kind == "arcface":
-        sin = torch.sqrt((1.0 - cos * cos).clamp_min(torch.finfo(cos.dtype).tiny))
-        shifted = cos * math.cos(m) - sin * math.sin(m)
-        if easy_margin:
-            return torch.where(cos > 0, shifted, cos)
-        return torch.where(cos > math.cos(math.pi - m), shifted, cos - math.sin(math.pi - m) * m)
-    raise ValueError(f"unknown margin {kind!r}; known: {', '.join(MARGINS)}")
+    check_margin(kind)
+    return MARGINS[kind](cos, m, easy_margin)
 
 
 def margin_logits(cos: torch.Tensor, targets: torch.Tensor, kind: str = "arcface", s: float = 64.0,
@@ -64,8 +118,7 @@ def margin_logits(cos: torch.Tensor, targets: torch.Tensor, kind: str = "arcface
         cols = targets[rows]
         if cols.numel() and cols.max() >= cos.shape[1]:
             raise ValueError(f"target column {int(cols.max())} out of range for {cos.shape[1]} columns")
-    if kind not in MARGINS:
-        raise ValueError(f"unknown margin {kind!r}; known: {', '.join(MARGINS)}")
+    check_margin(kind)
     if kind != "none":
         cos = cos.index_put((rows, cols), target_margin(cos[rows, cols], kind, m, easy_margin))
     return cos * s

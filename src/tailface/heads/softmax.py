@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput, register_head
+from tailface.heads.margins import Margin
 
 
 class SoftmaxHead(nn.Module):
@@ -20,6 +21,6 @@ class SoftmaxHead(nn.Module):
         return HeadOutput(F.cross_entropy(logits, labels), logits, labels)
 
 
-@register_head("softmax")
+@register_head("softmax", margin=Margin("none"))
 def softmax(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     return SoftmaxHead(embedding_size, num_classes, **kwargs)

@@ -1,4 +1,4 @@
-"""The method's experiment configuration: the shared experiment blocks plus a ``method:`` block.
+"""The ``method:`` block of an experiment: aggregate-and-disperse's own settings.
 
 ``method`` keys (all optional)::
 
@@ -27,13 +27,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from tailface.errors import ConfigError
-from tailface.yaml_config import read_yaml
+from tailface.train.config import TrainConfig
 
-MARGIN_HEADS = {"softmax": "none", "cosface": "cosface", "arcface": "arcface"}
+STAGES = ("base", "prototype", "dispersion", "abcd")
+EVALUABLE = ("ours", "base", "abcd", "prototype")
 
 
 @dataclass
@@ -61,32 +61,56 @@ class MethodConfig:
     evaluate: list = field(default_factory=lambda: ["ours", "base", "abcd"])
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "MethodConfig":
+    def from_dict(cls, d: dict | None, where: str = "method") -> MethodConfig:
         d = dict(d or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"method: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        cfg = cls(**d)
-        if cfg.mode not in ("sample", "batch"):
-            raise ConfigError(f"method.mode must be sample or batch, got {cfg.mode!r}")
-        if cfg.kmeans_init not in ("kmeans++", "random"):
-            raise ConfigError(f"method.kmeans_init must be kmeans++ or random, got {cfg.kmeans_init!r}")
-        bad_eval = set(cfg.evaluate) - {"ours", "base", "abcd", "prototype"}
-        if bad_eval:
-            raise ConfigError(f"method.evaluate: unknown model {sorted(bad_eval)} (ours, base, abcd, prototype)")
-        for stage in ("base", "prototype", "dispersion", "abcd"):
-            block = getattr(cfg, f"{stage}_train")
-            if not isinstance(block, dict):
-                raise ConfigError(f"method.{stage}_train must be a mapping of train keys, got {block!r}")
-            if "epochs" in block:
-                raise ConfigError(f"method.{stage}_train: set epochs through method.budget / "
-                                  f"method.{'base_epochs' if stage == 'base' else 'budget'}, not here")
-        for name in ("base_epochs", "budget", "prototype_epochs", "dispersion_epochs"):
-            value = getattr(cfg, name)
-            if value is not None and not (isinstance(value, int) and value > 0):
-                raise ConfigError(f"method.{name} must be a positive integer, got {value!r}")
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        try:
+            cfg = cls(**d)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        cfg.validate(where)
         return cfg
+
+    def validate(self, where: str = "method") -> None:
+        def bad(msg: str):
+            raise ConfigError(f"{where}.{msg}")
+
+        if self.mode not in ("sample", "batch"):
+            bad(f"mode must be sample or batch, got {self.mode!r}")
+        if self.kmeans_init not in ("kmeans++", "random"):
+            bad(f"kmeans_init must be kmeans++ or random, got {self.kmeans_init!r}")
+        if not isinstance(self.evaluate, list) or set(self.evaluate) - set(EVALUABLE):
+            bad(f"evaluate: unknown model in {self.evaluate!r} (known: {', '.join(EVALUABLE)})")
+        for stage in STAGES:
+            block = getattr(self, f"{stage}_train")
+            if not isinstance(block, dict):
+                bad(f"{stage}_train must be a mapping of train keys, got {block!r}")
+            if "epochs" in block:
+                bad(f"{stage}_train: set epochs through method.budget / "
+                    f"method.{'base_epochs' if stage == 'base' else 'budget'}, not here")
+        for name in ("base_epochs", "budget", "prototype_epochs", "dispersion_epochs"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                bad(f"{name} must be a positive integer, got {value!r}")
+        if self.num_super != "auto" and not (isinstance(self.num_super, int) and self.num_super > 0):
+            bad(f"num_super must be 'auto' or a positive integer, got {self.num_super!r}")
+        if not (isinstance(self.kmeans_iters, int) and self.kmeans_iters > 0):
+            bad(f"kmeans_iters must be a positive integer, got {self.kmeans_iters!r}")
+        if self.dispersion_lr is not None and not (isinstance(self.dispersion_lr, (int, float))
+                                                   and not isinstance(self.dispersion_lr, bool)
+                                                   and self.dispersion_lr > 0):
+            bad(f"dispersion_lr must be a positive number or null, got {self.dispersion_lr!r}")
+        if not (isinstance(self.feature_batch_size, int) and self.feature_batch_size > 0):
+            bad(f"feature_batch_size must be a positive integer, got {self.feature_batch_size!r}")
+        for name in ("prototype_from_base", "normalize_means", "spherical", "renormalize_phi", "abcd_baseline"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not (isinstance(self.ratio, dict) and set(self.ratio) <= {"C", "D"}
+                and all(isinstance(v, (int, float)) and v >= 0 for v in self.ratio.values())):
+            bad(f"ratio must map C and D to non-negative numbers, got {self.ratio!r}")
 
     def epochs(self, train_epochs: int) -> tuple[int, int, int]:
         """(base, prototype, dispersion) epochs."""
@@ -95,22 +119,24 @@ class MethodConfig:
         disp = self.dispersion_epochs or max(1, budget - proto)
         return self.base_epochs or train_epochs, proto, disp
 
+    def stage_names(self) -> list[str]:
+        """The training stages, in order."""
+        return ["base", "prototype", "dispersion"] + (["abcd"] if self.abcd_baseline else [])
 
-def load_config(path: str | Path) -> dict:
-    """Experiment YAML -> dict, with a ConfigError naming the file when unreadable."""
-    doc = read_yaml(path)
-    unknown = set(doc) - {"data", "model", "head", "train", "eval", "method", "name"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level blocks {sorted(unknown)}")
-    return doc
+    def stage_changes(self, stage: str, train: TrainConfig) -> dict:
+        """Changes to the train block for a training stage: its epochs (and the dispersion
+        stage's learning rate), then ``<stage>_train``."""
+        base, proto, disp = self.epochs(train.epochs)
+        changes: dict = {"epochs": {"base": base, "prototype": proto, "dispersion": disp, "abcd": proto + disp}[stage]}
+        if stage == "dispersion":
+            changes["lr"] = self.dispersion_lr or 0.2 * train.lr
+        return {**changes, **getattr(self, f"{stage}_train")}
 
+    def without_stage_keys(self, keys) -> MethodConfig:
+        """A copy whose ``<stage>_train`` blocks no longer set ``keys`` (command-line changes win)."""
+        changes = {f"{stage}_train": {k: v for k, v in getattr(self, f"{stage}_train").items() if k not in keys}
+                   for stage in STAGES}
+        return replace(self, **changes)
 
-def head_margin(head_block: dict | None) -> tuple[str, dict, str, float, float]:
-    """``head:`` block -> (head name, head kwargs, dispersion margin, scale, margin value)."""
-    block = dict(head_block or {"name": "softmax"})
-    name = block.pop("name", "softmax")
-    if name not in MARGIN_HEADS:
-        raise ConfigError(f"head.name: the method supports {', '.join(MARGIN_HEADS)}, got {name!r}")
-    scale = float(block.get("s", block.get("scale", 64.0)))
-    margin = float(block.get("m", block.get("margin", 0.5 if name == "arcface" else 0.35)))
-    return name, block, MARGIN_HEADS[name], scale, margin
+    def to_dict(self) -> dict:
+        return asdict(self)

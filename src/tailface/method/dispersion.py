@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
-from tailface.heads.margins import MARGINS, target_margin
+from tailface.heads.margins import Margin, target_margin
 from tailface.method.dispersed_linear import dispersed_linear, normalize_rows
 
 MODES = ("sample", "batch")
@@ -68,12 +68,11 @@ class DispersionHead(nn.Module):
     is the ``B x (N_h + N_k)`` matrix after substitution and ``targets`` the target's column
     (head: its class; tail: ``N_h + g(k)``)."""
 
-    def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: str = "none",
-                 scale: float = 64.0, margin_value: float = 0.5, mode: str = "sample",
-                 renormalize_phi: bool = False, easy_margin: bool = False):
+    def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: Margin = Margin(),
+                 mode: str = "sample", renormalize_phi: bool = False):
         super().__init__()
-        if margin not in MARGINS:
-            raise ValueError(f"unknown margin {margin!r}; known: {', '.join(MARGINS)}")
+        if not isinstance(margin, Margin):
+            raise ValueError(f"margin must be a tailface.heads.margins.Margin, got {margin!r}")
         if mode not in MODES:
             raise ValueError(f"unknown dispersion mode {mode!r}; known: {', '.join(MODES)}")
         super_of_tail = np.asarray(super_of_tail, dtype=np.int64)
@@ -83,8 +82,7 @@ class DispersionHead(nn.Module):
         self.num_head = int(num_head)
         self.num_tail = len(super_of_tail)
         self.num_super = members.shape[0]
-        self.margin, self.scale, self.margin_value = margin, float(scale), float(margin_value)
-        self.mode, self.renormalize_phi, self.easy_margin = mode, bool(renormalize_phi), bool(easy_margin)
+        self.margin, self.mode, self.renormalize_phi = margin, mode, bool(renormalize_phi)
         self.weight = nn.Parameter(torch.empty(self.num_head + self.num_tail, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
         self.register_buffer("super_of_tail", torch.from_numpy(super_of_tail))
@@ -100,7 +98,7 @@ class DispersionHead(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_head={self.num_head}, num_tail={self.num_tail}, num_super={self.num_super}, "
-                f"margin={self.margin}, mode={self.mode}, renormalize_phi={self.renormalize_phi}")
+                f"margin={self.margin.kind}, mode={self.mode}, renormalize_phi={self.renormalize_phi}")
 
     def super_weight(self, weight: torch.Tensor) -> torch.Tensor:
         """``Phi``: segment mean of the tail rows of ``weight`` per super class (``N_k x d``)."""
@@ -116,7 +114,8 @@ class DispersionHead(nn.Module):
 
     def _forward(self, f: torch.Tensor, w: torch.Tensor, labels: torch.Tensor) -> HeadOutput:
         nh = self.num_head
-        if self.margin != "none":
+        margin = self.margin
+        if margin.normalized:
             f, w = F.normalize(f, dim=1), normalize_rows(w)
         labels = labels.long()
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
@@ -148,13 +147,13 @@ class DispersionHead(nn.Module):
         target_slot = self.slot_of_tail[tail_class]
 
         # margin on the target logit only, then scale
-        if self.margin != "none":
-            m = self.margin_value
-            head_target = target_margin(logits[head_rows, labels[head_rows]], self.margin, m, self.easy_margin)
+        if margin.normalized:
+            kind, m, easy = margin.kind, margin.value, margin.easy_margin
+            head_target = target_margin(logits[head_rows, labels[head_rows]], kind, m, easy)
             logits = logits.index_put((head_rows, labels[head_rows]), head_target)
-            tail_target = target_margin(member_logits[target_pair, target_slot], self.margin, m, self.easy_margin)
+            tail_target = target_margin(member_logits[target_pair, target_slot], kind, m, easy)
             member_logits = member_logits.index_put((target_pair, target_slot), tail_target)
-            logits, member_logits = logits * self.scale, member_logits * self.scale
+            logits, member_logits = logits * margin.scale, member_logits * margin.scale
 
         mask = self.member_mask[pair_super]
         dispersed = member_logits.masked_fill(~mask, float("-inf")).logsumexp(dim=1)

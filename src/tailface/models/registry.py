@@ -51,3 +51,15 @@ def default_input_size(name: str) -> int:
 
 def list_models() -> list[str]:
     return sorted(_MODELS)
+
+
+def resolve_image_size(model_name: str | None, input_size=None, override=None) -> tuple[int, int]:
+    """The one rule for the (height, width) a model is trained and evaluated at: ``override``
+    (``train.image_size``, or the size a checkpoint recorded), else the model's ``input_size``
+    argument, else the registry's default for ``model_name`` (112 for a model that is not
+    registered by name). An int means a square."""
+    size = override or input_size or (default_input_size(model_name) if model_name else 112)
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))

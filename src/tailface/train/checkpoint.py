@@ -88,6 +88,14 @@ def load_model(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
     return model.eval(), meta
 
 
+def checkpoint_image_size(meta: dict) -> tuple[int, int]:
+    """The (height, width) a checkpoint's model was trained at (and is evaluated at)."""
+    from tailface.models import resolve_image_size
+
+    spec = meta.get("model_spec") or {}
+    return resolve_image_size(spec.get("name"), spec.get("kwargs", {}).get("input_size"), meta.get("image_size"))
+
+
 def load_head(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild the classification head of a checkpoint -> ``(head, meta)``."""
     ckpt = load_checkpoint(path, map_location)

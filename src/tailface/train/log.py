@@ -1,12 +1,47 @@
-"""Training log: ``train.csv`` (epoch, step, lr, loss, acc, images/s) and optional TensorBoard."""
+"""Training log: ``train.csv`` (epoch, step, lr, loss, acc, images/s) and optional TensorBoard, and
+the running-mean window that each logged row summarises."""
 
 from __future__ import annotations
 
 import csv
 import sys
+import time
 from pathlib import Path
 
+import torch
+
 COLUMNS = ("epoch", "step", "lr", "loss", "acc", "images_per_s")
+
+
+class RunningMean:
+    """Loss and accuracy of the steps since the last logged row, summed on the device (no host
+    synchronisation per step), and the images per second over that window."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.acc = torch.zeros((), device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss.zero_()
+        self.acc.zero_()
+        self.steps, self.acc_steps, self.start = 0, 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, acc: torch.Tensor | None) -> None:
+        self.loss += loss
+        self.steps += 1
+        if acc is not None:
+            self.acc += acc
+            self.acc_steps += 1
+
+    def mean_loss(self) -> float:
+        return self.loss.item() / self.steps
+
+    def mean_acc(self) -> float | None:
+        return self.acc.item() / self.acc_steps if self.acc_steps else None
+
+    def images_per_s(self, batch_size: int) -> float:
+        return self.steps * batch_size / (time.perf_counter() - self.start)
 
 
 class TrainLog:

@@ -10,7 +10,6 @@ import functools
 import os
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,14 @@ import tailface
 from tailface.data.faceset import FaceSet
 from tailface.errors import ConfigError, TailfaceError
 from tailface.train import distributed as ddp
-from tailface.train.batches import EpochBatchDataset, RandomOrder, epoch_batches, normalize
+from tailface.data.tensors import TrainBatches, epoch_batches, normalize
+from tailface.heads.base import HeadOutput
+from tailface.models import resolve_image_size
 from tailface.train.checkpoint import load_checkpoint, save_atomic, spec_of
 from tailface.train.config import TrainConfig
-from tailface.train.log import TrainLog
+from tailface.train.log import RunningMean, TrainLog
 from tailface.train.schedule import LRSchedule
+from tailface.train.state import TrainState
 
 
 class _Joint(nn.Module):
@@ -77,37 +79,31 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def _image_size(cfg: TrainConfig, model_spec: dict | None) -> tuple[int, int]:
-    size = cfg.image_size
-    if size is None and model_spec:
-        size = model_spec.get("kwargs", {}).get("input_size")
-        if size is None:
-            from tailface.models import default_input_size
+def _make_sampler(cfg: TrainConfig, faceset: FaceSet, world_size: int):
+    from tailface.data.samplers import RandomSampler, create_sampler
 
-            size = default_input_size(model_spec["name"])
-    size = size or 112
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def _make_sampler(cfg: TrainConfig, faceset: FaceSet):
     if cfg.sampler is None:
-        return RandomOrder(len(faceset), cfg.seed)
-    from tailface.data.samplers import create_sampler
-
+        return RandomSampler(faceset.labels, cfg.seed)
     kwargs = dict(cfg.sampler)
     name = kwargs.pop("name")
     kwargs.setdefault("seed", cfg.seed)
     if name == "pk":
         p, k = int(kwargs.get("p", 0)), int(kwargs.get("k", 0))
-        world = int(os.environ.get("WORLD_SIZE", 1))
-        if p <= 0 or k <= 0 or cfg.batch_size % (p * k) or (cfg.batch_size // world) % k:
+        if p <= 0 or k <= 0 or cfg.batch_size % (p * k) or (cfg.batch_size // world_size) % k:
             raise ConfigError(f"train.batch_size {cfg.batch_size} must be a multiple of sampler p*k = {p * k},"
-                              f" and each of the {world} process slices a multiple of k = {k}, so that"
+                              f" and each of the {world_size} process slices a multiple of k = {k}, so that"
                               " batches hold whole identity groups")
     try:
         return create_sampler(name, np.asarray(faceset.labels), **kwargs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"train.sampler {name!r}: {exc}") from None
+
+
+def image_size_for(cfg: TrainConfig, model_spec: dict | None) -> tuple[int, int]:
+    """Training image size: :func:`tailface.models.resolve_image_size` of the model's spec."""
+    if not model_spec:  # a model not built by build_model
+        return resolve_image_size(None, None, cfg.image_size)
+    return resolve_image_size(model_spec["name"], model_spec.get("kwargs", {}).get("input_size"), cfg.image_size)
 
 
 def fit(model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, out_dir,
@@ -121,174 +117,203 @@ def fit(model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, o
     ``model_spec`` (``{"name", "kwargs"}`` for ``create_model``) defaults to the model's
     ``tailface_spec`` attribute (set by :func:`tailface.train.checkpoint.build_model`).
     """
-    out_dir = Path(out_dir)
-    model_spec = model_spec or spec_of(model)
-    head_spec = head_spec or spec_of(head)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     info = ddp.init_distributed(device.type == "cuda")
     try:
-        return _fit(model, head, faceset, cfg, out_dir, sampler, model_spec, head_spec, extra_meta, device, info)
+        trainer = Trainer(model, head, faceset, cfg, Path(out_dir), device, info, sampler,
+                          model_spec or spec_of(model), head_spec or spec_of(head), extra_meta)
+        return trainer.run()
     finally:
         ddp.shutdown(info)
 
 
-def _fit(model, head, faceset, cfg, out_dir, sampler, model_spec, head_spec, extra_meta, device, info) -> Path:
-    main = info.is_main
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    say = (lambda msg: print(f"tailface train: {msg}", file=sys.stderr)) if main else (lambda msg: None)
-    use_amp = cfg.amp and device.type == "cuda"
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # margin heads hit denormals on CPU: ~2x slower without
-    if cfg.amp and not use_amp:
-        say("amp is for CUDA only; training in float32 on CPU")
-    num_classes = head.weight.shape[0] if hasattr(head, "weight") else None
-    if num_classes is not None and num_classes != faceset.num_classes:
-        raise ConfigError(f"head has {num_classes} classes but {faceset.source} has {faceset.num_classes}")
-    if cfg.batch_size % info.world_size:
-        raise ConfigError(f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} processes")
+class Trainer:
+    """One training run: set-up and resume in ``__init__``, the optimisation loop in :meth:`run`,
+    the bookkeeping (train state, log window, checkpoints) in small methods around it."""
 
-    seed_everything(cfg.seed)
-    image_size = _image_size(cfg, model_spec)
-    sampler = sampler if sampler is not None else _make_sampler(cfg, faceset)
-    steps_per_epoch = len(sampler) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(f"{faceset.source}: {len(sampler)} images per epoch, fewer than one batch "
-                          f"of {cfg.batch_size}")
+    def __init__(self, model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, out_dir: Path,
+                 device: torch.device, info: ddp.DistInfo, sampler=None, model_spec: dict | None = None,
+                 head_spec: dict | None = None, extra_meta: dict | None = None):
+        self.model, self.head, self.faceset, self.cfg, self.out_dir = model, head, faceset, cfg, out_dir
+        self.device, self.info = device, info
+        self.use_amp = cfg.amp and device.type == "cuda"
+        if info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        if device.type == "cpu":
+            torch.set_flush_denormal(True)  # margin heads hit denormals on CPU: ~2x slower without
+        if cfg.amp and not self.use_amp:
+            self.say("amp is for CUDA only; training in float32 on CPU")
+        num_classes = head.weight.shape[0] if hasattr(head, "weight") else None
+        if num_classes is not None and num_classes != faceset.num_classes:
+            raise ConfigError(f"head has {num_classes} classes but {faceset.source} has {faceset.num_classes}")
+        if cfg.batch_size % info.world_size:
+            raise ConfigError(f"train.batch_size {cfg.batch_size} is not divisible by {info.world_size} processes")
 
-    model.to(device)
-    head.to(device)
-    params = [p for p in list(model.parameters()) + list(head.parameters()) if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    schedule = LRSchedule(cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    meta = {"model_spec": model_spec, "head_spec": head_spec, "num_classes": faceset.num_classes,
-            "class_names": list(faceset.class_names), "image_size": list(image_size),
-            "config": cfg.to_dict(), "world_size": info.world_size, "source": str(faceset.source),
-            "tailface_version": tailface.__version__, **(extra_meta or {})}
+        seed_everything(cfg.seed)
+        self.image_size = image_size_for(cfg, model_spec)
+        self.sampler = sampler if sampler is not None else _make_sampler(cfg, faceset, info.world_size)
+        self.steps_per_epoch = len(self.sampler) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{faceset.source}: {len(self.sampler)} images per epoch, fewer than one batch "
+                              f"of {cfg.batch_size}")
+        model.to(device)
+        head.to(device)
+        self.params = [p for p in list(model.parameters()) + list(head.parameters()) if p.requires_grad]
+        self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.schedule = LRSchedule(cfg, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.meta = {"model_spec": model_spec, "head_spec": head_spec, "num_classes": faceset.num_classes,
+                     "class_names": list(faceset.class_names), "image_size": list(self.image_size),
+                     "config": cfg.to_dict(), "world_size": info.world_size, "source": str(faceset.source),
+                     "tailface_version": tailface.__version__, **(extra_meta or {})}
+        self.state = TrainState()
+        self.last_path = out_dir / "last.pt"
+        if self.last_path.exists():
+            self.resume()
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
 
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    epoch_loss = [0.0, 0]  # sum of step losses of the current epoch, steps
-    last_path = out_dir / "last.pt"
-    if last_path.exists():
-        ckpt = load_checkpoint(last_path)
-        _check_compatible(ckpt["meta"], meta, last_path)
-        model.load_state_dict(ckpt["model"])
-        head.load_state_dict(ckpt["head"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["schedule"])
-        scaler.load_state_dict(ckpt["scaler"])
-        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        epoch_loss = list(ckpt["epoch_loss"])
+    def say(self, msg: str) -> None:
+        if self.info.is_main:
+            print(f"tailface train: {msg}", file=sys.stderr)
+
+    def resume(self) -> None:
+        ckpt = load_checkpoint(self.last_path)
+        _check_compatible(ckpt["meta"], self.meta, self.last_path)
+        self.model.load_state_dict(ckpt["model"])
+        self.head.load_state_dict(ckpt["head"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.state.load_state_dict(ckpt)
         set_rng_state(ckpt["rng"])
-        say(f"resuming from {last_path} at epoch {epoch}, step {global_step}")
+        self.say(f"resuming from {self.last_path} at epoch {self.state.epoch}, step {self.state.global_step}")
 
-    def save_last():
-        if main:
-            save_atomic({"model": model.state_dict(), "head": head.state_dict(),
-                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                         "scaler": scaler.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-                         "global_step": global_step, "epoch_loss": list(epoch_loss), "rng": rng_state(),
-                         "meta": meta}, last_path)
+    def save_last(self) -> None:
+        if self.info.is_main:
+            save_atomic({"model": self.model.state_dict(), "head": self.head.state_dict(),
+                         "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                         "scaler": self.scaler.state_dict(), **self.state.state_dict(), "rng": rng_state(),
+                         "meta": self.meta}, self.last_path)
 
-    joint = _Joint(model, head)
-    if info.enabled:
-        joint = nn.parallel.DistributedDataParallel(
-            joint, device_ids=[device.index] if device.type == "cuda" else None)
-    joint.train()
-    log = TrainLog(out_dir, global_step, cfg.tensorboard) if main else None
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    bar = tqdm(total=total_steps, initial=min(global_step, total_steps), unit="step",
-               disable=not (main and cfg.progress), dynamic_ncols=True, leave=False)
-    stopped = cfg.max_steps is not None and global_step >= cfg.max_steps
-    try:
-        while epoch < cfg.epochs and not stopped:
-            batches = epoch_batches(sampler, epoch, cfg.batch_size)
-            dataset = EpochBatchDataset(faceset, batches, epoch, image_size, cfg.seed, cfg.flip,
-                                        info.rank, info.world_size)
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_size=None, sampler=range(step_in_epoch, len(batches)),
-                num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                worker_init_fn=functools.partial(_seed_worker, base=cfg.seed * 100_003 + epoch * 1_009),
-                prefetch_factor=4 if cfg.num_workers else None)
-            win_loss = torch.zeros((), device=device)
-            win_acc = torch.zeros((), device=device)
-            win_steps, win_acc_steps, win_start = 0, 0, time.perf_counter()
-            ep_loss = torch.zeros((), dtype=torch.float64, device=device)
-            ep_steps = 0
-            for images, labels in loader:
-                lr = schedule.lr(global_step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                images = normalize(images.to(device, non_blocking=True))
-                labels = labels.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    out = joint(images, labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.loss).backward()
-                if cfg.clip_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                global_step += 1
-                step_in_epoch += 1
-                loss = out.loss.detach().float()
-                win_loss += loss
-                ep_loss += loss
-                win_steps += 1
-                ep_steps += 1
-                if out.logits is not None and out.targets is not None:  # = HeadOutput.accuracy()
-                    win_acc += (out.logits.detach().argmax(1) == out.targets).float().mean()
-                    win_acc_steps += 1
-                stopped = cfg.max_steps is not None and global_step >= cfg.max_steps
-                end_of_epoch = step_in_epoch == len(batches)
-                if global_step % cfg.log_every == 0 or end_of_epoch or stopped:
-                    mean_loss = win_loss.item() / win_steps
-                    if not np.isfinite(mean_loss):
-                        raise TailfaceError(f"training diverged: loss {mean_loss} at step {global_step} "
-                                            f"(lr {lr:.3g}); lower train.lr or add warm-up")
-                    acc = win_acc.item() / win_acc_steps if win_acc_steps else None
-                    speed = win_steps * cfg.batch_size / (time.perf_counter() - win_start)
-                    if main:
-                        log.write(epoch, global_step, lr, mean_loss, acc, speed)
-                        bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.4f}",
-                                        acc="-" if acc is None else f"{acc:.3f}", img_s=f"{speed:.0f}",
-                                        refresh=False)
-                    bar.update(win_steps)
-                    win_loss.zero_()
-                    win_acc.zero_()
-                    win_steps, win_acc_steps, win_start = 0, 0, time.perf_counter()
-                if end_of_epoch or stopped:
-                    break
-                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                    epoch_loss[0] += ep_loss.item()
-                    epoch_loss[1] += ep_steps
-                    ep_loss.zero_()
-                    ep_steps = 0
-                    save_last()
-            epoch_loss[0] += ep_loss.item()
-            epoch_loss[1] += ep_steps
-            if step_in_epoch == len(batches):
-                mean = torch.tensor(epoch_loss[0] / max(1, epoch_loss[1]), dtype=torch.float64, device=device)
-                schedule.end_epoch(float(ddp.all_reduce_mean(mean, info)))
-                epoch, step_in_epoch, epoch_loss = epoch + 1, 0, [0.0, 0]
-            save_last()
-    finally:
-        bar.close()
+    def save_final(self) -> Path:
+        final_path = self.out_dir / "final.pt"
+        if self.info.is_main:
+            save_atomic({"model": self.model.state_dict(), "head": self.head.state_dict(),
+                         "meta": {**self.meta, "epochs_done": self.state.epoch,
+                                  "global_step": self.state.global_step}}, final_path)
+            self.say(f"wrote {final_path} ({self.state.global_step} steps)")
+        ddp.barrier(self.info)
+        return final_path
+
+    def epoch_loader(self, epoch: int) -> tuple[torch.utils.data.DataLoader, int]:
+        """The DataLoader of this rank's remaining batches of ``epoch``, and the epoch's batch count."""
+        cfg = self.cfg
+        batches = epoch_batches(self.sampler, epoch, cfg.batch_size)
+        dataset = TrainBatches(self.faceset, batches, epoch, self.image_size, cfg.seed, cfg.flip,
+                               self.info.rank, self.info.world_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=None, sampler=range(self.state.step_in_epoch, len(batches)),
+            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed + epoch),
+            worker_init_fn=functools.partial(_seed_worker, base=cfg.seed * 100_003 + epoch * 1_009),
+            prefetch_factor=4 if cfg.num_workers else None)
+        return loader, len(batches)
+
+    def step(self, joint: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr: float) -> HeadOutput:
+        """One optimizer step at learning rate ``lr``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = normalize(images.to(self.device, non_blocking=True))
+        labels = labels.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = joint(images, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        if self.cfg.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return out
+
+    def write_log_row(self, window: RunningMean, log: TrainLog | None, bar: tqdm, lr: float) -> None:
+        mean_loss = window.mean_loss()
+        if not np.isfinite(mean_loss):
+            raise TailfaceError(f"training diverged: loss {mean_loss} at step {self.state.global_step} "
+                                f"(lr {lr:.3g}); lower train.lr or add warm-up")
+        acc = window.mean_acc()
+        speed = window.images_per_s(self.cfg.batch_size)
         if log is not None:
-            log.close()
+            log.write(self.state.epoch, self.state.global_step, lr, mean_loss, acc, speed)
+            bar.set_postfix(epoch=self.state.epoch, loss=f"{mean_loss:.4f}",
+                            acc="-" if acc is None else f"{acc:.3f}", img_s=f"{speed:.0f}", refresh=False)
+        bar.update(window.steps)
+        window.reset()
 
-    final_path = out_dir / "final.pt"
-    if main:
-        save_atomic({"model": model.state_dict(), "head": head.state_dict(),
-                     "meta": {**meta, "epochs_done": epoch, "global_step": global_step}}, final_path)
-        say(f"wrote {final_path} ({global_step} steps)")
-    ddp.barrier(info)
-    return final_path
+    def run(self) -> Path:
+        cfg, state = self.cfg, self.state
+        joint: nn.Module = _Joint(self.model, self.head)
+        if self.info.enabled:
+            joint = nn.parallel.DistributedDataParallel(
+                joint, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        joint.train()
+        log = TrainLog(self.out_dir, state.global_step, cfg.tensorboard) if self.info.is_main else None
+        bar = tqdm(total=self.total_steps, initial=min(state.global_step, self.total_steps), unit="step",
+                   disable=not (self.info.is_main and cfg.progress), dynamic_ncols=True, leave=False)
+        window = RunningMean(self.device)
+        epoch_loss = torch.zeros((), dtype=torch.float64, device=self.device)  # not yet folded into state
+        epoch_steps = 0
+
+        def fold_epoch_loss() -> None:
+            nonlocal epoch_steps
+            state.add_epoch_loss(epoch_loss.item(), epoch_steps)
+            epoch_loss.zero_()
+            epoch_steps = 0
+
+        stopped = cfg.max_steps is not None and state.global_step >= cfg.max_steps
+        try:
+            while state.epoch < cfg.epochs and not stopped:
+                loader, num_batches = self.epoch_loader(state.epoch)
+                window.reset()
+                for images, labels in loader:
+                    lr = self.schedule.lr(state.global_step)
+                    out = self.step(joint, images, labels, lr)
+                    state.global_step += 1
+                    state.step_in_epoch += 1
+                    loss = out.loss.detach().float()
+                    epoch_loss += loss
+                    epoch_steps += 1
+                    window.add(loss, _accuracy(out))
+                    stopped = cfg.max_steps is not None and state.global_step >= cfg.max_steps
+                    end_of_epoch = state.step_in_epoch == num_batches
+                    if state.global_step % cfg.log_every == 0 or end_of_epoch or stopped:
+                        self.write_log_row(window, log, bar, lr)
+                    if end_of_epoch or stopped:
+                        break
+                    if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
+                        fold_epoch_loss()
+                        self.save_last()
+                fold_epoch_loss()
+                if state.step_in_epoch == num_batches:
+                    mean = torch.tensor(state.epoch_mean_loss(), dtype=torch.float64, device=self.device)
+                    self.schedule.end_epoch(float(ddp.all_reduce_mean(mean, self.info)))
+                    state.next_epoch()
+                self.save_last()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        return self.save_final()
+
+
+def _accuracy(out: HeadOutput) -> torch.Tensor | None:
+    """Training accuracy of a step as a device tensor (= ``HeadOutput.accuracy()``, no sync)."""
+    if out.logits is None or out.targets is None:
+        return None
+    return (out.logits.detach().argmax(1) == out.targets).float().mean()
 
 
 def _check_compatible(saved: dict, current: dict, path: Path) -> None:

@@ -1,0 +1,44 @@
+"""Protocol ``megaface-proxy``: MegaFace-style identification on LFW
+(:func:`tailface.eval.megaface.lfw_proxy_split`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tailface.errors import ProtocolError
+from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
+
+
+def identity_of(image_id: str) -> str:
+    """LFW identity from an image id (``Name/Name_0001.jpg`` or ``Name_0001.jpg``)."""
+    return str(image_id).replace("\\", "/").rsplit("/", 1)[-1].rsplit("_", 1)[0]
+
+
+def evaluate(features: Features, options: EvalOptions) -> dict:
+    from tailface.eval.megaface import PROXY_MIN_IMAGES, lfw_proxy_split, megaface_identification
+
+    if features.image_ids is None:
+        raise ProtocolError(f"{features.source}: image ids are needed for the MegaFace proxy")
+    labels = np.unique([identity_of(i) for i in features.image_ids], return_inverse=True)[1]
+    probe, distractor = lfw_proxy_split(labels)
+    x = np.asarray(features.features)
+    res = megaface_identification(x[probe], labels[probe], x[distractor], source=features.source)
+    res.update(protocol="megaface-proxy", probe_min_images=PROXY_MIN_IMAGES,
+               n_probe_identities=int(len(np.unique(labels[probe]))), n_distractors_available=int(len(distractor)))
+    return res
+
+
+def summary(m: dict) -> list[tuple[str, str]]:
+    return [(f"rank-1 @ {n} distractors", f"{100 * r:.2f}") for n, r in zip(m["distractor_counts"], m["rank1"])]
+
+
+def plots(m: dict, out_dir: Path) -> list[Path]:
+    from tailface.eval import plots as p
+
+    return [p.plot_cmc(list(range(1, 11)), m["cmc"], out_dir / "megaface_proxy_cmc.png", title="MegaFace proxy CMC",
+                       labels=[f"{n} distractors" for n in m["distractor_counts"]])]
+
+
+register_protocol(Protocol("megaface-proxy", "lfw", evaluate, summary, plots))

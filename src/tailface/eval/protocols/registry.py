@@ -1,0 +1,104 @@
+"""The protocol registry: what a protocol needs (an evaluation set), how it evaluates features of
+that set, the rows it adds to summary tables, and its plots.
+
+An evaluation set names the images whose features a protocol scores: ``lfw`` (the aligned LFW
+set, features cached per checkpoint) or ``synthetic`` (held-out synthetic identities). Several
+protocols on one set share one feature extraction. Registering a protocol::
+
+    register_protocol(Protocol(name="my-protocol", eval_set="lfw", evaluate=my_evaluate,
+                               summary=my_rows, plots=my_plots))
+
+with ``my_evaluate(features: Features, options: EvalOptions) -> dict`` (JSON-able; stored
+under ``metrics[name]``), ``my_rows(result) -> [(metric, value text in %)]`` and
+``my_plots(result, out_dir) -> [paths]``. docs/architecture.md has a worked example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tailface.data.faceset import FaceSet
+from tailface.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    lfw: Path | None = None  # aligned LFW set (default: the prepared one)
+    faces_root: Path | None = None  # real data root: BLUFR configuration, pairs.txt
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Features:
+    """Features of an evaluation set, one row per image, with the images' ids (and labels)."""
+
+    features: np.ndarray
+    image_ids: list[str] | None
+    labels: np.ndarray | None
+    source: str  # file or description, for error messages
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    open: Callable[[EvalOptions, tuple[int, int]], FaceSet]  # (options, image size) -> images
+    cache: bool = False  # keep extracted features in the output folder (expensive sets)
+
+
+def _no_plots(result: dict, out_dir: Path) -> list[Path]:
+    return []
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    eval_set: str
+    evaluate: Callable[[Features, EvalOptions], dict]
+    summary: Callable[[dict], list[tuple[str, str]]]
+    plots: Callable[[dict, Path], list[Path]] = _no_plots
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+_SETS: dict[str, EvalSet] = {}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    if protocol.name in _PROTOCOLS:
+        raise ValueError(f"protocol {protocol.name!r} registered twice")
+    _PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def register_eval_set(eval_set: EvalSet) -> EvalSet:
+    if eval_set.name in _SETS:
+        raise ValueError(f"evaluation set {eval_set.name!r} registered twice")
+    _SETS[eval_set.name] = eval_set
+    return eval_set
+
+
+def list_protocols() -> list[str]:
+    return list(_PROTOCOLS)
+
+
+def get_protocol(name: str) -> Protocol:
+    return _PROTOCOLS[parse_protocols([name])[0]]
+
+
+def get_eval_set(name: str) -> EvalSet:
+    return _SETS[name]
+
+
+def parse_protocols(protocols) -> list[str]:
+    """A comma-separated string or a list -> the protocol names, checked against the registry."""
+    if isinstance(protocols, str):
+        protocols = [p.strip() for p in protocols.split(",") if p.strip()]
+    protocols = list(protocols or [])
+    unknown = [p for p in protocols if p not in _PROTOCOLS]
+    if unknown or not protocols:
+        raise ConfigError(f"unknown or no evaluation protocols {unknown or protocols}; "
+                          f"choose among {', '.join(_PROTOCOLS)}")
+    return protocols

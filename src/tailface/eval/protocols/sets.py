@@ -1,0 +1,34 @@
+"""The built-in evaluation sets: aligned LFW and the held-out synthetic identities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailface.data.faceset import FaceSet
+from tailface.errors import DataError
+from tailface.eval.protocols.registry import EvalOptions, EvalSet, register_eval_set
+
+
+def lfw_faceset(lfw: Path | None = None) -> FaceSet:
+    from tailface.data.open import open_faceset
+    from tailface.paths import prepared_path
+
+    path = Path(lfw) if lfw is not None else prepared_path("lfw")
+    if not path.exists():
+        raise DataError(f"{path}: aligned LFW set not found; run `tailface prepare lfw` first "
+                        "(or pass --lfw DIR)")
+    return open_faceset(str(path))
+
+
+def _lfw(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
+    return lfw_faceset(options.lfw)
+
+
+def _synthetic(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
+    from tailface.eval.synthetic import eval_faceset
+
+    return eval_faceset(image_size=image_size[0])
+
+
+register_eval_set(EvalSet("lfw", _lfw, cache=True))
+register_eval_set(EvalSet("synthetic", _synthetic))

@@ -1,0 +1,31 @@
+"""Protocol ``synthetic``: held-out synthetic identities (tailface.eval.synthetic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailface.errors import ProtocolError
+from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
+
+
+def evaluate(features: Features, options: EvalOptions) -> dict:
+    from tailface.eval.synthetic import evaluate_synthetic
+
+    if features.labels is None:
+        raise ProtocolError(f"{features.source}: protocol 'synthetic' needs labels in the features file")
+    return evaluate_synthetic(features.features, features.labels, source=features.source)
+
+
+def summary(m: dict) -> list[tuple[str, str]]:
+    return [("VR@FAR=0.1%", f"{100 * m['vr_far_0.1%']:.2f}"), ("VR@FAR=1%", f"{100 * m['vr_far_1%']:.2f}"),
+            ("DIR@FAR=1%,rank1", f"{100 * m['dir_far_1%_rank1']:.2f}")]
+
+
+def plots(m: dict, out_dir: Path) -> list[Path]:
+    from tailface.eval import plots as p
+
+    v = m["verification"]
+    return [p.plot_roc(v["far"], v["vr"], out_dir / "synthetic_roc.png", title="Synthetic held-out verification ROC")]
+
+
+register_protocol(Protocol("synthetic", "synthetic", evaluate, summary, plots))

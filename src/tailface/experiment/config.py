@@ -1,0 +1,285 @@
+"""``ExperimentConfig``: an experiment YAML, validated once, for ``tailface train`` and ``tailface run``.
+
+Blocks (docs/training.md has every key)::
+
+    name: my-experiment          # optional label
+    data:    {train: SPEC, groups: {a: 21, b: 10, c: 4}, subset: ABCD | AB, options: {...}}
+    model:   {name: small, input_size: 32, embedding_size: 128, ...model kwargs}
+    head:    {name: softmax | cosface | arcface | center_loss | range_loss, ...head kwargs}
+    train:   TrainConfig fields (tailface.train.config)
+    eval:    {protocols: [blufr, lfw, megaface-proxy], batch_size: 64}
+    pretrain: {subset: AB, tail_init: random | mean_of_head, train: {...}}   # baselines: AB-ABCD
+    method:  MethodConfig fields (tailface.method.config)                    # aggregate-and-disperse
+
+A config with a ``method`` block runs the aggregate-and-disperse pipeline; one without runs a
+baseline. Every block is checked when the file is read, before any stage starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tailface.data.groups import GroupThresholds
+from tailface.errors import ConfigError
+from tailface.heads.spec import HeadSpec
+from tailface.method.config import MethodConfig
+from tailface.train.config import TrainConfig
+from tailface.yaml_config import read_yaml
+
+SUBSETS = ("ABCD", "AB")
+TAIL_INITS = ("random", "mean_of_head")
+BLOCKS = ("name", "data", "model", "head", "train", "eval", "pretrain", "method")
+
+
+def check_keys(block: Any, known, where: str) -> dict:
+    """``block`` as a dict ({} for None); ConfigError naming an unknown key and the known ones."""
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(block).__name__}")
+    unknown = sorted(set(block) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return dict(block)
+
+
+def _positive_int(value, where: str) -> int:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "synthetic"
+    groups: GroupThresholds = GroupThresholds()
+    subset: str = "ABCD"
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_block(cls, block, where: str = "data") -> DataConfig:
+        block = check_keys(block, ("train", "groups", "subset", "options"), where)
+        subset = block.get("subset", "ABCD")
+        if subset not in SUBSETS:
+            raise ConfigError(f"{where}.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+        groups = check_keys(block.get("groups"), ("a", "b", "c"), f"{where}.groups")
+        try:
+            thresholds = GroupThresholds(**{k: int(v) for k, v in groups.items()})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}.groups: {exc}") from None
+        options = check_keys(block.get("options"), block.get("options") or {}, f"{where}.options")
+        return cls(str(block.get("train", "synthetic")), thresholds, subset, options)
+
+    def to_block(self) -> dict:
+        return {"train": self.train, "groups": dataclasses.asdict(self.groups), "subset": self.subset,
+                "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "small"
+    input_size: int | None = None
+    embedding_size: int = 512
+    kwargs: dict = field(default_factory=dict)  # the backbone's own options (width, dropout, ...)
+
+    @classmethod
+    def from_block(cls, block, where: str = "model") -> ModelConfig:
+        from tailface.models import list_models
+
+        block = dict(check_keys(block, block or {}, where)) if block is not None else {"name": "small"}
+        name = block.pop("name", None)
+        if name not in list_models():
+            raise ConfigError(f"{where}.name: unknown model {name!r}; known: {', '.join(list_models())}")
+        input_size = block.pop("input_size", None)
+        if input_size is not None:
+            _positive_int(input_size, f"{where}.input_size")
+        embedding = _positive_int(block.pop("embedding_size", 512), f"{where}.embedding_size")
+        return cls(name, input_size, embedding, block)
+
+    def build_kwargs(self) -> dict:
+        """Keyword arguments of ``build_model(name, ...)``, as earlier tailface versions passed them."""
+        kw = dict(self.kwargs)
+        if self.input_size is not None:
+            kw["input_size"] = self.input_size
+        kw["embedding_size"] = self.embedding_size
+        return kw
+
+    def to_block(self) -> dict:
+        return {"name": self.name, **({"input_size": self.input_size} if self.input_size else {}),
+                "embedding_size": self.embedding_size, **self.kwargs}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocols: tuple[str, ...] = ()
+    batch_size: int = 64
+
+    @classmethod
+    def from_block(cls, block, where: str = "eval") -> EvalConfig:
+        from tailface.eval.protocols import parse_protocols
+
+        block = check_keys(block, ("protocols", "batch_size"), where)
+        protocols = block.get("protocols") or []
+        try:
+            protocols = parse_protocols(protocols) if protocols else []
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.protocols: {exc}") from None
+        return cls(tuple(protocols), _positive_int(block.get("batch_size", 64), f"{where}.batch_size"))
+
+    def to_block(self) -> dict:
+        return {"protocols": list(self.protocols), "batch_size": self.batch_size}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """AB-ABCD: a first stage on ``subset`` whose backbone and rows start the main stage."""
+
+    subset: str = "AB"
+    tail_init: str = "random"
+    train: dict = field(default_factory=dict)  # changes to the train block for this stage
+
+    @classmethod
+    def from_block(cls, block, where: str = "pretrain") -> PretrainConfig:
+        block = check_keys(block, ("subset", "tail_init", "train"), where)
+        subset, tail_init = block.get("subset", "AB"), block.get("tail_init", "random")
+        if subset not in SUBSETS:
+            raise ConfigError(f"{where}.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+        if tail_init not in TAIL_INITS:
+            raise ConfigError(f"{where}.tail_init must be one of {', '.join(TAIL_INITS)}, got {tail_init!r}")
+        return cls(subset, tail_init, check_keys(block.get("train"), _train_keys(), f"{where}.train"))
+
+    def to_block(self) -> dict:
+        return {"subset": self.subset, "tail_init": self.tail_init, "train": dict(self.train)}
+
+
+def _train_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str | None = None
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    head: HeadSpec = HeadSpec()
+    train: dict = field(default_factory=dict)  # the train block as written (+ overrides); see stage_train
+    eval: EvalConfig = EvalConfig()
+    pretrain: PretrainConfig | None = None
+    method: MethodConfig | None = None
+    source: str = "<config>"  # the file it was read from, for messages
+
+    @classmethod
+    def from_dict(cls, doc: dict, where: str = "<config>") -> ExperimentConfig:
+        doc = check_keys(doc, BLOCKS, where)
+        name = doc.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ConfigError(f"{where}: name must be a string, got {name!r}")
+        train = check_keys(doc.get("train"), _train_keys(), f"{where}: train")
+        cfg = cls(name=name,
+                  data=DataConfig.from_block(doc.get("data"), f"{where}: data"),
+                  model=ModelConfig.from_block(doc.get("model"), f"{where}: model"),
+                  head=HeadSpec.from_block(doc.get("head"), f"{where}: head"),
+                  train=train,
+                  eval=EvalConfig.from_block(doc.get("eval"), f"{where}: eval"),
+                  pretrain=None if doc.get("pretrain") is None else PretrainConfig.from_block(doc["pretrain"],
+                                                                                                f"{where}: pretrain"),
+                  method=None if doc.get("method") is None else MethodConfig.from_dict(doc["method"],
+                                                                                        f"{where}: method"),
+                  source=where)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentConfig:
+        return cls.from_dict(read_yaml(path), str(path))
+
+    def validate(self) -> None:
+        """Every stage's training configuration and the combinations of blocks, up front."""
+        where = self.source
+        if self.method is not None:
+            if self.pretrain is not None:
+                raise ConfigError(f"{where}: pretrain is a baseline block; the method has its own stages")
+            if self.data.subset != "ABCD":
+                raise ConfigError(f"{where}: data.subset must be ABCD for the method (it splits head and tail itself)")
+            if self.head.margin is None:
+                from tailface.heads.base import margin_heads
+
+                raise ConfigError(f"{where}: head.name: the method supports {', '.join(margin_heads())}, "
+                                  f"got {self.head.name!r}")
+            for stage in self.method.stage_names():
+                self.stage_train(stage)
+        else:
+            self.stage_train("train")
+            if self.pretrain is not None:
+                self.stage_train("pretrain")
+
+    @property
+    def seed(self) -> int:
+        """The train block's seed (the method's clustering uses it too)."""
+        return int(self.train.get("seed", TrainConfig.seed))
+
+    def stage_train(self, stage: str) -> TrainConfig:
+        """The TrainConfig of a stage: the train block, then the stage's own changes (baselines:
+        ``pretrain.train``; the method: its epochs, learning rate and ``method.<stage>_train``)."""
+        changes: dict = {}
+        if self.method is not None:
+            changes = self.method.stage_changes(stage, TrainConfig.from_dict(self.train, f"{self.source}: train"))
+            where = f"{self.source}: train + method.{stage}_train"
+        elif stage == "pretrain" and self.pretrain is not None:
+            changes, where = dict(self.pretrain.train), f"{self.source}: pretrain.train"
+        else:
+            where = f"{self.source}: train"
+        return TrainConfig.from_dict({**self.train, **changes}, where)
+
+    # -- changes from the command line ------------------------------------------------------------
+
+    def with_data(self, spec: str | None) -> ExperimentConfig:
+        return self if spec is None else dataclasses.replace(self, data=dataclasses.replace(self.data, train=spec))
+
+    def with_epochs(self, total: int | None) -> ExperimentConfig:
+        """The total epoch budget: a baseline's ``train.epochs`` (AB-ABCD keeps its pretrain /
+        fine-tune proportion); the method's base model and prototype + dispersion budget."""
+        if total is None:
+            return self
+        _positive_int(total, "--epochs")
+        if self.method is not None:
+            method = dataclasses.replace(self.method, base_epochs=total, budget=total, prototype_epochs=None,
+                                         dispersion_epochs=None)
+            return dataclasses.replace(self, method=method, train={**self.train, "epochs": total})
+        if self.pretrain is None:
+            return dataclasses.replace(self, train={**self.train, "epochs": total})
+        pre_epochs = self.pretrain.train.get("epochs", self.train.get("epochs", TrainConfig.epochs))
+        ft_epochs = self.train.get("epochs", TrainConfig.epochs)
+        first = min(max(1, round(total * pre_epochs / (pre_epochs + ft_epochs))), max(1, total - 1))
+        pretrain = dataclasses.replace(self.pretrain, train={**self.pretrain.train, "epochs": first})
+        return dataclasses.replace(self, pretrain=pretrain, train={**self.train, "epochs": max(1, total - first)})
+
+    def with_train(self, **changes) -> ExperimentConfig:
+        """Changes to the train block that win over every stage's own (``--max-steps``, ``--device``)."""
+        if not changes:
+            return self
+        cfg = dataclasses.replace(self, train={**self.train, **changes})
+        if cfg.pretrain is not None:
+            cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(
+                cfg.pretrain, train={**cfg.pretrain.train, **changes}))
+        if cfg.method is not None:
+            cfg = dataclasses.replace(cfg, method=cfg.method.without_stage_keys(changes))
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        """The resolved configuration, as written to ``OUT/config.yaml`` (reads back the same)."""
+        doc: dict = {}
+        if self.name is not None:
+            doc["name"] = self.name
+        doc.update(data=self.data.to_block(), model=self.model.to_block(), head=self.head.to_block(),
+                   train=copy.deepcopy(self.train), eval=self.eval.to_block())
+        if self.pretrain is not None:
+            doc["pretrain"] = self.pretrain.to_block()
+        if self.method is not None:
+            doc["method"] = self.method.to_dict()
+        return doc

@@ -1,0 +1,184 @@
+"""Aggregate-and-disperse as stages, one folder each under ``out/``::
+
+    base/        plain softmax on head classes (the AB baseline)          final.pt, train.csv
+    features/    base-model features of every tail image                  tail.npz
+    cluster/     tail class means -> super classes (+ summary)            super_classes.json, summary.md, sizes.png
+    prototype/   head classes + super classes (Eq. 5)                     final.pt
+    dispersion/  dispersion softmax over all classes (Eqs. 6/8)           final.pt
+    abcd/        (option) plain softmax on all classes, same budget        final.pt
+    eval/<name>/ evaluate_checkpoint with eval.protocols                  metrics.json
+    norms/       classifier row norms per group                           norms.md, norms.png, norms.json
+    report.md    every stage summarised
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tailface.data.faceset import FaceSet
+from tailface.experiment.config import ExperimentConfig
+from tailface.experiment.report import write_report
+from tailface.experiment.stages import Stage, say
+from tailface.experiment.training import eval_stage, new_head, new_model, select_subset, train_stage
+from tailface.method.aggregate import aggregate, load_aggregation, save_aggregation
+from tailface.method.partition import Partition
+
+
+class MethodStages:
+    """The method's stages over one training set; each stage reads its inputs from the files that
+    earlier stages wrote, so any of them can be the first to run after a restart."""
+
+    def __init__(self, cfg: ExperimentConfig, out: Path, faceset: FaceSet, command: str = "run"):
+        assert cfg.method is not None
+        self.cfg, self.method, self.out, self.faceset, self.command = cfg, cfg.method, out, faceset, command
+        self.part = Partition.from_faceset(faceset, cfg.data.groups)
+        self.ckpt = {stage: out / stage / "final.pt" for stage in cfg.method.stage_names()}
+        self.features_path = out / "features" / "tail.npz"
+        self.cluster_path = out / "cluster" / "super_classes.json"
+
+    def stages(self) -> list[Stage]:
+        cfg, out, ckpt = self.cfg, self.out, self.ckpt
+        stages = [
+            train_stage("base", out / "base", cfg.stage_train("base"), self.base_set,
+                        lambda data: (new_model(cfg), new_head(cfg, data.num_classes)), command=self.command),
+            Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True),
+            Stage("cluster", self.cluster_path, self.cluster, (self.features_path,), main_only=True),
+            train_stage("prototype", out / "prototype", cfg.stage_train("prototype"), self.prototype_set,
+                        self.prototype_modules, inputs=(self.cluster_path,), command=self.command),
+            train_stage("dispersion", out / "dispersion", cfg.stage_train("dispersion"), self.dispersion_set,
+                        self.dispersion_modules, inputs=(ckpt["prototype"],), command=self.command),
+        ]
+        if "abcd" in ckpt:
+            stages.append(train_stage("abcd", out / "abcd", cfg.stage_train("abcd"), lambda: self.faceset,
+                                      lambda data: (new_model(cfg), new_head(cfg, data.num_classes)),
+                                      command=self.command))
+        models = self.evaluated_models()
+        if cfg.eval.protocols:
+            stages += [eval_stage(f"eval {name}", path, out / "eval" / name, cfg, self.command)
+                       for name, path in models.items()]
+        stages.append(Stage("norms", out / "norms" / "norms.json", self.norms, tuple(self.norm_models().values()),
+                            derived=True, main_only=True))
+        metrics = tuple(out / "eval" / name / "metrics.json" for name in models) if cfg.eval.protocols else ()
+        stages.append(Stage("report", out / "report.md", self.report,
+                            (self.cluster_path, out / "norms" / "norms.json", *metrics), derived=True, main_only=True))
+        return stages
+
+    def evaluated_models(self) -> dict[str, Path]:
+        available = {"ours": self.ckpt["dispersion"], "base": self.ckpt["base"], "prototype": self.ckpt["prototype"],
+                     "abcd": self.ckpt.get("abcd")}
+        return {name: available[name] for name in self.method.evaluate if available.get(name) is not None}
+
+    def norm_models(self) -> dict[str, Path]:
+        models = {"ours (dispersion)": self.ckpt["dispersion"]}
+        if "abcd" in self.ckpt:
+            models = {"ABCD softmax": self.ckpt["abcd"], **models}
+        return models
+
+    # -- training sets and modules of the stages --------------------------------------------------
+
+    def base_set(self) -> FaceSet:
+        return select_subset(self.faceset, "AB", self.cfg.data.groups)  # labels = rank among head classes
+
+    def aggregation(self):
+        return load_aggregation(self.cluster_path, self.part)
+
+    def prototype_set(self) -> FaceSet:
+        agg = self.aggregation()
+        labels = self.part.prototype_label_of_class(agg.super_of_tail)[self.faceset.labels]
+        names = ([self.faceset.class_names[c] for c in self.part.head]
+                 + [f"super{s:05d}" for s in range(agg.num_super)])
+        return self.faceset.with_labels(labels, names)
+
+    def prototype_modules(self, data: FaceSet):
+        model = _model_from(self.ckpt["base"]) if self.method.prototype_from_base else new_model(self.cfg)
+        return model, new_head(self.cfg, data.num_classes)
+
+    def dispersion_set(self) -> FaceSet:
+        part = self.part
+        labels = part.dispersion_label_of_class()[self.faceset.labels]
+        names = [self.faceset.class_names[c] for c in np.concatenate([part.head, part.tail])]
+        return self.faceset.with_labels(labels, names)
+
+    def dispersion_modules(self, data: FaceSet):
+        from tailface.method.dispersion import create_dispersion_head
+        from tailface.train.checkpoint import load_checkpoint
+
+        proto_weight = load_checkpoint(self.ckpt["prototype"])["head"]["weight"]
+        assert self.cfg.head.margin is not None  # checked by ExperimentConfig.validate
+        head = create_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
+                                      self.aggregation().super_of_tail, prototype_weight=proto_weight,
+                                      margin=self.cfg.head.margin, mode=self.method.mode,
+                                      renormalize_phi=self.method.renormalize_phi)
+        return _model_from(self.ckpt["prototype"]), head
+
+    # -- the stages that do not train --------------------------------------------------------------
+
+    def extract_tail_features(self) -> None:
+        from tailface.eval.features import extract_features, save_features
+        from tailface.train.checkpoint import checkpoint_image_size, load_model
+
+        tail_images = np.flatnonzero(np.isin(self.faceset.labels, self.part.tail))
+        tail_set = self.faceset.subset(tail_images, relabel=False)
+        say("features", f"{len(tail_set)} tail images through the base model", self.command)
+        model, meta = load_model(self.ckpt["base"])
+        feats = extract_features(model, tail_set, checkpoint_image_size(meta),
+                                 batch_size=self.method.feature_batch_size)
+        save_features(self.features_path, feats, tail_set.image_ids, tail_set.labels)
+
+    def cluster(self) -> None:
+        from tailface.eval.features import load_features
+        from tailface.method.cluster_report import plot_sizes, summarize, summary_markdown
+
+        folder = self.cluster_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        loaded = load_features(self.features_path)
+        m, part = self.method, self.part
+        agg = aggregate(loaded["features"], loaded["labels"], part, num_super=m.num_super, ratio=m.ratio,
+                        normalize=m.normalize_means, spherical=m.spherical, init=m.kmeans_init, niter=m.kmeans_iters,
+                        seed=self.cfg.seed)
+        (folder / "summary.md").write_text(summary_markdown(agg, part) + "\n")
+        (folder / "summary.json").write_text(json.dumps(summarize(agg, part), indent=1))
+        plot_sizes(folder / "sizes.png", agg, part)
+        save_aggregation(self.cluster_path, agg, part, self.faceset.class_names)  # last: marks the stage done
+        say("cluster", f"{part.num_tail} tail classes -> {agg.num_super} super classes ({self.cluster_path})",
+            self.command)
+
+    def norms(self) -> None:
+        from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
+
+        folder = self.out / "norms"
+        folder.mkdir(parents=True, exist_ok=True)
+        results = {}
+        for name, ckpt in self.norm_models().items():
+            weight, groups = checkpoint_row_groups(ckpt, self.faceset, self.cfg.data.groups)
+            results[name] = norms_by_group(weight, groups)
+        (folder / "norms.md").write_text(norms_table(results) + "\n")
+        plot_norms(folder / "norms.png", results)
+        _write_json(folder / "norms.json", results)
+
+    def report(self) -> None:
+        metrics = {}
+        if self.cfg.eval.protocols:
+            metrics = {name: json.loads((self.out / "eval" / name / "metrics.json").read_text())
+                       for name in self.evaluated_models()}
+        norms = json.loads((self.out / "norms" / "norms.json").read_text())
+        path = write_report(self.cfg, self.out, self.faceset, self.part, self.aggregation(), metrics, norms)
+        say("report", str(path), self.command)
+
+
+def _model_from(checkpoint: Path):
+    from tailface.train.checkpoint import load_model
+
+    model, _ = load_model(checkpoint)
+    return model.train()
+
+
+def _write_json(path: Path, doc) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,77 @@
+"""The stages every experiment shares: train a model + head on a FaceSet, evaluate a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from tailface.data.faceset import FaceSet
+from tailface.data.groups import GroupThresholds, head_tail_split
+from tailface.errors import ConfigError
+from tailface.experiment.config import ExperimentConfig
+from tailface.experiment.stages import Stage, say
+from tailface.train.checkpoint import build_head, build_model
+from tailface.train.config import TrainConfig
+
+Init = Callable[[nn.Module, nn.Module], None]
+
+
+def select_subset(faceset: FaceSet, subset: str, thresholds: GroupThresholds) -> FaceSet:
+    """ABCD: every class; AB: head classes only (relabelled densely in ascending id, names kept)."""
+    if subset == "ABCD":
+        return faceset
+    head, _ = head_tail_split(faceset.class_counts(), thresholds)
+    if not len(head):
+        raise ConfigError(f"{faceset.source}: no head (A+B) classes with groups {thresholds}")
+    return faceset.subset(np.flatnonzero(np.isin(faceset.labels, head)), relabel=True)
+
+
+def new_model(cfg: ExperimentConfig) -> nn.Module:
+    return build_model(cfg.model.name, **cfg.model.build_kwargs())
+
+
+def new_head(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
+    try:
+        return build_head(cfg.head.name, cfg.model.embedding_size, num_classes, **cfg.head.kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"head {cfg.head.name!r}: {exc}") from None
+
+
+def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[], FaceSet],
+                build: Callable[[FaceSet], tuple[nn.Module, nn.Module]], init: Init | None = None,
+                inputs: tuple[Path, ...] = (), command: str = "run") -> Stage:
+    """A stage that trains ``build(faceset)`` (model, head) with ``train`` into ``folder``
+    (``final.pt`` marks it done). The torch RNG is seeded with ``train.seed`` before the modules are
+    built, so a stage's initial weights do not depend on which stages ran before it in this
+    process. ``init(model, head)`` runs on a fresh start only (not when resuming)."""
+    from tailface.train.trainer import fit
+
+    def run() -> Path:
+        data = faceset()
+        torch.manual_seed(train.seed)
+        model, head = build(data)
+        resuming = (folder / "last.pt").is_file()
+        if init is not None and not resuming:
+            init(model, head)
+        say(name, f"{len(data)} images, {data.num_classes} classes, {train.epochs} epochs -> {folder} "
+                  f"({'resuming from last.pt' if resuming else 'from the start'})", command)
+        return fit(model, head, data, train, folder, extra_meta={"stage": name})
+
+    return Stage(name, folder / "final.pt", run, inputs)
+
+
+def eval_stage(name: str, checkpoint: Path, folder: Path, cfg: ExperimentConfig, command: str = "run") -> Stage:
+    """Evaluate ``checkpoint`` with ``eval.protocols`` into ``folder/metrics.json`` (redone when
+    the checkpoint is newer)."""
+
+    def run() -> dict:
+        from tailface.eval.api import evaluate_checkpoint
+
+        say(name, f"{', '.join(cfg.eval.protocols)} on {checkpoint}", command)
+        return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size)
+
+    return Stage(name, folder / "metrics.json", run, (checkpoint,), derived=True, main_only=True)
