@@ -3,9 +3,10 @@ scores each trial's test set with one GEMM and sorts every impostor score (tests
 
     python benchmarks/bench_blufr.py [--naive-trials 3] [--dim 512]
 
-Random identity-clustered features (13,233 x dim: 0.5 x identity centre + unit noise) with the real configuration (faces_root()/blufr). The naive run
-covers the first --naive-trials trials; its time is scaled to 10 trials for the ratio. Results of
-those trials are asserted identical (VR over the whole FAR grid, DIR at every rank/FAR point).
+Random identity-clustered features (13,233 x dim: 0.5 x identity centre + unit noise) with the real
+configuration (faces_root()/blufr). The naive run covers the first --naive-trials trials; its time
+is scaled to 10 trials for the ratio. Results of those trials are asserted identical (VR over the
+whole FAR grid, DIR at every rank/FAR point).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.eval import naive  # noqa: E402
+
 from tailface.eval.blufr import evaluate_blufr, load_blufr_config  # noqa: E402
 from tailface.eval.openset import OPENSET_FARS, OPENSET_RANKS  # noqa: E402
 from tailface.eval.verification import VERIFICATION_FARS  # noqa: E402
 from tailface.paths import faces_root  # noqa: E402
-from tests.eval import naive  # noqa: E402
 
 
 def main() -> int:

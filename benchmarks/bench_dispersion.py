@@ -6,7 +6,8 @@ Table 1), float32, CPU.
 
 Every variant runs in its own subprocess. Time: the fastest of ``--rounds`` x ``--repeats`` forward+backward
 passes (subprocesses run round-robin over the variants; the minimum is the least disturbed by
-other load on a shared machine), each subprocess after one warm-up (denormals flushed to zero, see ``--keep-denormals``). Memory: growth of the process's peak resident set (``ru_maxrss``) from just
+other load on a shared machine), each subprocess after one warm-up (denormals flushed to zero, see
+``--keep-denormals``). Memory: growth of the process's peak resident set (``ru_maxrss``) from just
 before the first pass (weights, features and labels allocated) to the end: the extra memory the
 passes needed at their peak (logits, softmax, gradients incl. the weight gradient).
 
@@ -85,7 +86,8 @@ def run_variant(args) -> dict:
                     else arcface_all(features, weight, labels, fast_norm=args.variant == "arcface-fastnorm"))
             loss.backward()
     else:
-        head = DispersionHead(args.dim, args.num_head, sup, margin=Margin("arcface", 64.0, 0.5) if "arcface" in args.variant else Margin(),
+        margin = Margin("arcface", 64.0, 0.5) if "arcface" in args.variant else Margin()
+        head = DispersionHead(args.dim, args.num_head, sup, margin=margin,
                               mode="batch" if args.variant.endswith("batch") else "sample")
         weight = head.weight
 

@@ -1,6 +1,6 @@
 """MegaFace-scale identification: rank-1/CMC for 3,530 probe images against up to 1,000,000
-synthetic distractors (random unit vectors, streamed in chunks), dim 512, exact faiss inner-product search. Probes: 706 identities x 5 images, identity centre +
-1.6 x noise (same-identity cosine about 0.28).
+synthetic distractors (random unit vectors, streamed in chunks), dim 512, exact faiss inner-product
+search. Probes: 706 identities x 5 images, identity centre + 1.6 x noise (same-identity cosine about 0.28).
 
     python benchmarks/bench_megaface.py [--distractors 1000000] [--probes 3530] [--dim 512]
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from tailface.data import InMemoryFaceSet
-from tailface.train import TrainConfig, build_head, build_model, fit
 from tailface.data.samplers import RandomSampler
 from tailface.data.tensors import epoch_batches
+from tailface.train import TrainConfig, build_head, build_model, fit
 
 
 def bare_loop(faceset, cfg, steps):

@@ -41,7 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args()
-    print("| model | BLUFR VR@FAR=0.1% | BLUFR DIR@FAR=1% (rank 1) | LFW 6,000-pair acc. | MegaFace proxy rank-1 @ distractors |")
+    print("| model | BLUFR VR@FAR=0.1% | BLUFR DIR@FAR=1% (rank 1) | LFW 6,000-pair acc. "
+          "| MegaFace proxy rank-1 @ distractors |")
     print("|---|---:|---:|---:|---:|")
     for label, rel in ROWS:
         path = args.runs / rel

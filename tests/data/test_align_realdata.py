@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tailface.data.align import ARCFACE_TEMPLATE_112, align_face, estimate_similarity, apply_transform
+from tailface.data.align import ARCFACE_TEMPLATE_112, align_face, apply_transform, estimate_similarity
 from tailface.data.landmarks import read_landmarks
 from tailface.paths import faces_root
 

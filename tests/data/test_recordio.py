@@ -5,10 +5,19 @@ import pytest
 import torch
 
 from tailface.data.faceset import InMemoryFaceSet
-from tailface.data.open import open_faceset
 from tailface.data.images import decode_image, encode_jpeg
-from tailface.data.recordio import (MAGIC, IRHeader, RecordIOFaceSet, RecordIOReader, RecordIOWriter,
-                                    pack_record, read_index, unpack_record, write_recordio)
+from tailface.data.open import open_faceset
+from tailface.data.recordio import (
+    MAGIC,
+    IRHeader,
+    RecordIOFaceSet,
+    RecordIOReader,
+    RecordIOWriter,
+    pack_record,
+    read_index,
+    unpack_record,
+    write_recordio,
+)
 from tailface.data.tensors import EvalBatches, normalize
 from tailface.errors import DataError
 

@@ -6,12 +6,10 @@ import pytest
 from PIL import Image
 
 from tailface.cli.main import main
-from tailface.data import open as open_module
 from tailface.data.images import decode_image, encode_jpeg, read_image
 from tailface.data.open import open_faceset
 from tailface.data.recordio import RecordIOFaceSet
-from tailface.data.sources import (IdentityFileFaceSet, ImageFolderFaceSet, ListFileFaceSet,
-                                   find_undecodable)
+from tailface.data.sources import IdentityFileFaceSet, ImageFolderFaceSet, ListFileFaceSet, find_undecodable
 from tailface.errors import DataError
 from tailface.paths import faces_root
 

@@ -5,8 +5,7 @@ import pytest
 
 from tailface.data import synthetic
 from tailface.data.groups import GroupThresholds, group_of_counts
-from tailface.data.synthetic import (class_size_law, composition_table, synthetic_eval_faceset,
-                                     synthetic_faceset)
+from tailface.data.synthetic import class_size_law, composition_table, synthetic_eval_faceset, synthetic_faceset
 from tailface.errors import ConfigError
 
 SMALL = dict(num_identities=24, image_size=16, max_images=12)

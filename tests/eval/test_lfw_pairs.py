@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from tailface.errors import ProtocolError
-from tailface.eval.lfw_pairs import (best_threshold, evaluate_lfw_pairs, read_pairs, roc_curve,
-                                     ten_fold_accuracy)
+from tailface.eval.lfw_pairs import best_threshold, evaluate_lfw_pairs, read_pairs, roc_curve, ten_fold_accuracy
 from tailface.paths import faces_root
 
 REAL_PAIRS = faces_root() / "lfw" / "pairs.txt"

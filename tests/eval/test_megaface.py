@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 
 from tailface.errors import DataError, ProtocolError
-from tailface.eval.megaface import (cmc_from_top, lfw_proxy_split, megaface_identification,
-                                    synthetic_distractors, top_distractor_scores)
+from tailface.eval.megaface import (
+    cmc_from_top,
+    lfw_proxy_split,
+    megaface_identification,
+    synthetic_distractors,
+    top_distractor_scores,
+)
 from tailface.eval.megaface_io import read_megaface_feature, write_megaface_feature
 
 

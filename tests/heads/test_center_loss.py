@@ -1,8 +1,8 @@
 import pytest
 import torch
+from tests.heads import naive
 
 from tailface.heads import create_head
-from tests.heads import naive
 
 
 def _head(e=5, c=4, lam=0.003, alpha=0.5, seed=0):

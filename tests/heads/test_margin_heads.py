@@ -1,8 +1,8 @@
 import pytest
 import torch
+from tests.heads import naive
 
 from tailface.heads import create_head
-from tests.heads import naive
 
 
 def _data(b=7, e=5, c=4, seed=0):

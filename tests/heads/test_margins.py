@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
+from tests.heads.naive import target_cos
 
 from tailface.heads.margins import margin_logits, target_margin
-from tests.heads.naive import target_cos
 
 KINDS = ["none", "cosface", "arcface"]
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
+from tests.heads import naive
 
 from tailface.heads import create_head
 from tailface.heads.range_loss import range_inter, range_intra, range_loss
-from tests.heads import naive
 
 LABELS = torch.tensor([0, 1, 0, 2, 1, 0, 3, 0, 1, 2])  # class 3 has a single image
 

@@ -4,8 +4,14 @@ import pytest
 from tailface.data.faceset import InMemoryFaceSet
 from tailface.data.groups import GroupThresholds
 from tailface.errors import ConfigError, DataError
-from tailface.method.aggregate import (aggregate, auto_num_super, class_means, load_aggregation,
-                                       save_aggregation, split_clusters)
+from tailface.method.aggregate import (
+    aggregate,
+    auto_num_super,
+    class_means,
+    load_aggregation,
+    save_aggregation,
+    split_clusters,
+)
 from tailface.method.cluster_report import plot_sizes, summarize, summary_markdown
 from tailface.method.kmeans import inertia, kmeans, kmeanspp_seeds
 from tailface.method.partition import Partition, group_table

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tailface.heads.margins import Margin
-from tailface.method.dispersion import (DispersionHead, create_dispersion_head, init_from_prototype,
-                                        member_table)
+from tailface.method.dispersion import DispersionHead, create_dispersion_head, init_from_prototype, member_table
 
 
 def naive_loss(features, weight, labels, num_head, super_of_tail, margin="none", s=64.0, m=0.5,

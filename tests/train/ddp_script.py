@@ -3,11 +3,10 @@
 import sys
 
 import torch
+from conftest import TinyNet, random_faceset
 
 from tailface.heads import create_head
 from tailface.train import TrainConfig, fit
-
-from conftest import TinyNet, random_faceset
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -14,7 +14,8 @@ def run(args, out, steps):
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
     proc = subprocess.run([sys.executable, *args, str(HERE / "ddp_script.py"), str(out), str(steps)],
                           env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\n"
+                                  f"stderr:\n{proc.stderr[-4000:]}")
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):

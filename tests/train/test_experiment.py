@@ -1,16 +1,15 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from tailface.cli.main import main
+from tailface.configs import resolve_config
 from tailface.data.groups import head_tail_split
 from tailface.data.synthetic import synthetic_faceset
 from tailface.errors import ConfigError
-from tailface.train import load_checkpoint
-from tailface.configs import resolve_config
 from tailface.experiment import ExperimentConfig, run_experiment
+from tailface.train import load_checkpoint
 
 CONFIGS = resolve_config("baselines/abcd").parent
 BASELINES = ["abcd", "ab", "ab_abcd", "resampling", "center_loss", "range_loss", "arcface"]

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import random_faceset
 
 from tailface.errors import ConfigError, DataError
 from tailface.train import TrainConfig, build_head, build_model, fit, load_checkpoint, load_model
 from tailface.train.log import read_log
-
-from conftest import random_faceset
 
 CFG = dict(epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, milestones=[1], log_every=1,
            progress=False, seed=3)

@@ -6,8 +6,7 @@ generator) produces a :class:`FaceSet`. Training, analysis and evaluation only s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -49,12 +48,12 @@ class FaceSet:
         (files, records); None when the set computes its images (alignment, synthetic data)."""
         return None
 
-    def subset(self, indices: Sequence[int], relabel: bool = True) -> "FaceSet":
+    def subset(self, indices: Sequence[int] | np.ndarray, relabel: bool = True) -> FaceSet:
         """The images at ``indices``; with ``relabel`` classes are renumbered densely (in order of
         their old label) and classes without images are dropped."""
         return SubsetFaceSet(self, np.asarray(indices, dtype=np.int64), relabel=relabel)
 
-    def with_labels(self, labels: np.ndarray, class_names: Sequence[str]) -> "FaceSet":
+    def with_labels(self, labels: np.ndarray, class_names: Sequence[str]) -> FaceSet:
         """Same images, new labels (e.g. tail classes mapped to super classes)."""
         return RelabeledFaceSet(self, labels, class_names)
 

@@ -9,9 +9,9 @@ table. A new format is one file with a FaceSet class plus one :class:`Format` ro
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tailface.data.faceset import FaceSet
 from tailface.errors import DataError

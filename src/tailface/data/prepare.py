@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class PrefetchFaceSet(FaceSet):
         self.labels, self.class_names = parent.labels, parent.class_names
         self.image_ids, self.source = parent.image_ids, parent.source
         self._cache: dict[int, np.ndarray] = {}
-        self._pool = None
+        self._pool: multiprocessing.pool.Pool | None = None
 
     def _read(self, i: int) -> np.ndarray:
         if i not in self._cache:
@@ -137,11 +138,13 @@ def _set_worker_faceset(faceset: FaceSet) -> None:
 
 
 def _worker_read(i: int) -> np.ndarray:
+    assert _WORKER_FACESET is not None  # set by the pool initializer
     return _WORKER_FACESET.read(i)
 
 
 def build_prepared_faceset(name: str, root: Path, output_size: int = 112) -> FaceSet:
     """The aligned FaceSet that ``prepare(name)`` packs, sorted by label."""
+    faceset: FaceSet
     if name in RAW_SETS:
         faceset = aligned_raw_set(name, root, output_size)
     elif name in MERGED_SETS:

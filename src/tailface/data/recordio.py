@@ -21,11 +21,13 @@ Two layouts are read by :class:`RecordIOFaceSet`:
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from tqdm import tqdm
@@ -59,7 +61,7 @@ class IRHeader:
 
     @property
     def first_label(self) -> float:
-        return float(self.label[0]) if self.flag > 0 else float(self.label)
+        return float(cast(np.ndarray, self.label)[0]) if self.flag > 0 else float(self.label)
 
 
 def pack_record(header: IRHeader, payload: bytes = b"") -> bytes:
@@ -131,8 +133,8 @@ class RecordIOReader:
             if offset + _CHUNK_HEAD.size > self.size:
                 raise DataError(f"{self.path_idx}: offset {offset} of key {key} is beyond the end of "
                                 f"{self.path_rec} ({self.size} bytes); wrong or truncated .rec?")
-        self._handle = None
-        self._pid = None
+        self._handle: io.BufferedReader | None = None
+        self._pid: int | None = None
 
     @property
     def keys(self) -> list[int]:
@@ -174,7 +176,7 @@ class RecordIOReader:
     def read_at(self, offset: int, key: int | str = "?") -> bytes:
         f = self._file()
         f.seek(offset)
-        parts = []
+        parts: list[bytes] = []
         while True:
             where = f"{self.path_rec}: record {key} at offset {offset}"
             head = f.read(_CHUNK_HEAD.size)
@@ -342,7 +344,7 @@ class RecordIOFaceSet(FaceSet):
         self.class_names = _sidecar(folder / CLASSES_FILE, len(names), "classes", self.source) or names
         self.image_ids = (_sidecar(folder / IMAGE_IDS_FILE, len(self.keys), "images", self.source)
                           or [str(k) for k in self.keys])
-        self.skipped = []
+        self.skipped: list[tuple[str, str]] = []
         if skip_bad:
             self._drop_empty_images()
         self.check_labels()
@@ -364,7 +366,7 @@ class RecordIOFaceSet(FaceSet):
         if header0.flag < 2:
             raise DataError(f"{rec}: record 0 has {header0.flag} label(s); the InsightFace layout needs "
                             f"[first identity key, end key]")
-        a, b = (float(v) for v in header0.label[:2])
+        a, b = (float(v) for v in cast(np.ndarray, header0.label)[:2])
         if not (a.is_integer() and b.is_integer() and 1 <= a <= b):
             raise DataError(f"{rec}: record 0 labels [{a}, {b}] are not a valid key range")
         a, b = int(a), int(b)
@@ -382,10 +384,10 @@ class RecordIOFaceSet(FaceSet):
         if b == a:  # no identity records: labels from the image headers, as MXFaceDataset reads them
             return self._labels_from_headers(image_keys)
         labels = np.full(a - 1, -1, dtype=np.int64)
-        names = []
+        names: list[str] = []
         for cls, key in enumerate(range(a, b)):
             h = self.reader.peek_header(key)
-            lo, hi = (float(v) for v in h.label[:2]) if h.flag >= 2 else (-1.0, -1.0)
+            lo, hi = (float(v) for v in cast(np.ndarray, h.label)[:2]) if h.flag >= 2 else (-1.0, -1.0)
             if not (lo.is_integer() and hi.is_integer() and 1 <= lo <= hi <= a):
                 raise DataError(f"{rec}: identity record {key} points to images [{lo}, {hi}) outside the "
                                 f"image keys [1, {a})")
@@ -469,7 +471,10 @@ def write_recordio(faceset: FaceSet, out_rec: str | os.PathLike, quality: int = 
     if n + faceset.num_classes + 1 >= _FLOAT32_EXACT:
         raise DataError(f"{faceset.source}: {n} images are too many for float32 record labels")
     order = np.argsort(np.asarray(faceset.labels), kind="stable")
-    skipped, ranges, names, image_ids = [], [], [], []
+    skipped: list[tuple[str, str]] = []
+    ranges: list[tuple[int, int]] = []
+    names: list[str] = []
+    image_ids: list[str] = []
     shape = None
     folder = out_rec.parent
     with RecordIOWriter(out_rec) as writer:
@@ -507,6 +512,7 @@ def write_recordio(faceset: FaceSet, out_rec: str | os.PathLike, quality: int = 
         writer.overwrite(0, pack_record(IRHeader(2, np.array([first_identity, key], "<f4"))))
     _write_text(folder / CLASSES_FILE, names)
     _write_text(folder / IMAGE_IDS_FILE, image_ids)
+    assert shape is not None  # ranges is not empty: at least one image was written
     _write_text(folder / PROPERTY_FILE, [f"{len(names)},{shape[0]},{shape[1]}"])
     if skipped:
         log.warning("%s: skipped %d undecodable images (e.g. %s)", faceset.source, len(skipped), skipped[0][1])

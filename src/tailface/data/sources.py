@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -107,7 +107,11 @@ class ImageFolderFaceSet(FileFaceSet):
         stray = [e.name for e in os.scandir(root) if e.is_file() and is_image_name(e.name)]
         if stray:
             log.warning("%s: ignoring %d images outside identity folders (e.g. %s)", root, len(stray), stray[0])
-        paths, ids, labels, names, empty = [], [], [], [], []
+        paths: list[Path] = []
+        ids: list[str] = []
+        labels: list[int] = []
+        names: list[str] = []
+        empty: list[str] = []
         for folder in folders:
             files = sorted(f for f in os.listdir(folder.path) if is_image_name(f))
             if not files:

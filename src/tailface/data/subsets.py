@@ -15,7 +15,7 @@ Groups are those of the full dataset (its class sizes), not of the subset.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

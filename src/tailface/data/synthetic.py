@@ -304,11 +304,11 @@ def _render_chunk(p: dict[str, np.ndarray], size: int) -> np.ndarray:
         bu, bv = bu * np.cos(tilt) + bv * np.sin(tilt), -bu * np.sin(tilt) + bv * np.cos(tilt)
         _paint(img, _ellipse(bu, bv, 0.0, 0.0, eye_r * 1.3, _col(p["brow_t"]), pix), hair * 0.8)
         white = _ellipse(u, v, cu, eye_y, eye_r, eye_rv, pix)
-        _paint(img, white, np.float32([0.93, 0.93, 0.9]))
+        _paint(img, white, np.array([0.93, 0.93, 0.9], dtype=np.float32))
         iris = white * _ellipse(u, v, cu + 0.3 * shift, eye_y, eye_r * 0.5, eye_r * 0.5, pix)
         _paint(img, iris, _rgb(p["iris"]))
         _paint(img, iris * _ellipse(u, v, cu + 0.3 * shift, eye_y, eye_r * 0.22, eye_r * 0.22, pix),
-               np.float32([0.03, 0.03, 0.03]))
+               np.array([0.03, 0.03, 0.03], dtype=np.float32))
 
     # nose: a shaded ridge and the nostrils
     nose_y = eye_y + _col(p["nose_len"])
@@ -327,7 +327,7 @@ def _render_chunk(p: dict[str, np.ndarray], size: int) -> np.ndarray:
     half = gap + _col(p["lip_t"]) * np.sqrt(inside)
     width_mask = _ramp(mw - np.abs(u - shift), pix)
     _paint(img, width_mask * _ramp(half - np.abs(v - centre), pix), _rgb(p["lip"]))
-    _paint(img, width_mask * _ramp(gap - np.abs(v - centre), pix), np.float32([0.15, 0.05, 0.05]))
+    _paint(img, width_mask * _ramp(gap - np.abs(v - centre), pix), np.array([0.15, 0.05, 0.05], dtype=np.float32))
 
     # lighting, contrast, brightness, white balance, noise
     theta = p["light_dir"]

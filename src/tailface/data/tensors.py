@@ -33,7 +33,7 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if image.shape[0] == h and image.shape[1] == w:
         return image
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def load_images(faceset: FaceSet, indices, size: tuple[int, int], flips=None) -> torch.Tensor:
@@ -77,9 +77,9 @@ class TrainBatches(torch.utils.data.Dataset):
         return len(self.batches)
 
     def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        flips = None
+        flips: np.ndarray | None = None
         if self.flip:
-            flips = np.random.default_rng([self.seed, self.epoch, int(b)]).random(self.batches.shape[1]) < 0.5
+            flips = np.random.default_rng([self.seed, self.epoch, int(b)]).random(int(self.batches.shape[1])) < 0.5
             flips = flips[self.cols]
         idx = self.batches[b, self.cols]
         labels = torch.from_numpy(np.asarray(self.faceset.labels)[idx].astype(np.int64))

@@ -149,6 +149,7 @@ def evaluate_blufr(features, config: BlufrConfig, image_ids=None,
     pairs = PairScores(x, config.labels, float(inner.max()) if inner.size else 0.0, source,
                        columns=union)
     against_galleries = pairs.column_scores
+    assert against_galleries is not None
     trials = []
     start = 0
     for t, trial in enumerate(config.trials):
@@ -156,8 +157,9 @@ def evaluate_blufr(features, config: BlufrConfig, image_ids=None,
         columns = column_of[start:start + len(trial.gallery)]
         start += len(trial.gallery)
         rows = trial.probe
-        stats = probe_statistics(None, config.labels[trial.gallery], rows, config.labels[trial.probe],
-                                 scores=lambda p0, p1: against_galleries[np.ix_(rows[p0:p1], columns)])
+        stats = probe_statistics(
+            None, config.labels[trial.gallery], rows, config.labels[trial.probe],
+            scores=lambda p0, p1, rows=rows, columns=columns: against_galleries[np.ix_(rows[p0:p1], columns)])
         osi = rates_from_statistics(*stats, openset_fars, ranks, f"{source} trial {t + 1}")
         trials.append((ver, osi))
     vr = np.array([v.rates for v, _ in trials])

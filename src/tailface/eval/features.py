@@ -15,8 +15,8 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from tailface.data.faceset import FaceSet
-from tailface.errors import DataError
 from tailface.data.tensors import EvalBatches, normalize
+from tailface.errors import DataError
 
 
 def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size: int = 256,

@@ -20,7 +20,8 @@ images of identities with exactly 1 image (disjoint identities).
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def megaface_identification(probe_feats, probe_labels, distractors, counts=DISTR
     else:
         d = distractors
     tops = top_distractor_scores(probes, d, counts)
-    result = {"protocol": "megaface", "distractor_counts": [], "rank1": [], "cmc": []}
+    result: dict[str, Any] = {"protocol": "megaface", "distractor_counts": [], "rank1": [], "cmc": []}
     for n in sorted(tops):
         cmc = cmc_from_top(probes, labels, tops[n])
         result["distractor_counts"].append(n)

@@ -51,7 +51,8 @@ class OpenSetResult:
                 "n_impostor_probes": self.n_impostor_probes}
 
 
-def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int = 2048, scores=None):
+def probe_statistics(gallery, gallery_labels, probes, probe_labels, chunk: int = 2048,
+                     scores=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per probe on normalised features: ``(is_genuine, max_score, mate_score, mate_rank)``
     (mate values are meaningful for genuine probes only). ``scores(p0, p1)``, when given, returns
     the precomputed ``(p1 - p0) x len(gallery)`` score block of probes ``p0:p1`` instead of a GEMM

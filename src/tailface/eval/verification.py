@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tailface.errors import ProtocolError
-from tailface.eval.thresholds import (accept_rates, false_alarm_counts, largest_descending,
-                                      needed_impostors)
+from tailface.eval.thresholds import accept_rates, false_alarm_counts, largest_descending, needed_impostors
 from tailface.eval.vectors import l2_normalize
 
 #: FAR points of the verification curve: 0, 1e-8 ... 9e-3 (9 per decade), 1e-2.
@@ -73,8 +72,8 @@ class PairScores:
         self._run_end = np.repeat(ends, ends - starts)  # end of each sorted row's label run
         self._fraction = min(1.0, 2.0 * max_far + 1e-4)
         self._sample = self._impostor_sample(sample_pairs, seed)
-        self._columns = None if columns is None else np.asarray(columns, dtype=np.int64)
-        self.column_scores = None
+        self._columns: np.ndarray | None = None if columns is None else np.asarray(columns, dtype=np.int64)
+        self.column_scores: np.ndarray | None = None
         self._build_candidates()
 
     # -- the blocked pass ---------------------------------------------------------------------
@@ -104,6 +103,7 @@ class PairScores:
         g_rows, g_cols, g_vals = [], [], []
         collect = self._columns is not None and self.column_scores is None
         if collect:  # sorted position of each wanted column, and its slot in column_scores
+            assert self._columns is not None
             position = np.empty(n, np.int64)
             position[self._order] = np.arange(n)
             col_pos = position[self._columns]
@@ -112,6 +112,7 @@ class PairScores:
             r1 = min(n, r0 + self.block)
             s = xs[r0:r1] @ xs[r0:].T
             if collect:  # pair (a, b) with pos(a) <= pos(b) is computed in a's block only
+                assert self.column_scores is not None
                 ahead = np.flatnonzero(col_pos >= r0)
                 self.column_scores[np.ix_(self._order[r0:r1], ahead)] = s[:, col_pos[ahead] - r0]
                 here = np.flatnonzero((col_pos >= r0) & (col_pos < r1))

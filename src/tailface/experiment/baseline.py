@@ -15,7 +15,7 @@ from tailface.data.faceset import FaceSet
 from tailface.errors import ConfigError
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import Stage
-from tailface.experiment.training import eval_stage, new_head, new_model, select_subset, train_stage
+from tailface.experiment.training import Init, eval_stage, new_head, new_model, select_subset, train_stage
 
 
 def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, class_names: list[str],
@@ -34,10 +34,12 @@ def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, cl
         raise ConfigError(f"{pretrained}: pretrained classes not in the fine-tuning set (e.g. {missing[0]!r})")
     old_rows = ckpt["head"]["weight"]
     new_rows = torch.as_tensor([index[n] for n in old_names], dtype=torch.long)
+    weight = head.weight
+    assert isinstance(weight, torch.Tensor)
     with torch.no_grad():
         if tail_init == "mean_of_head":
-            head.weight[:] = old_rows.mean(0).to(head.weight.dtype)
-        head.weight[new_rows] = old_rows.to(head.weight.dtype)
+            weight[:] = old_rows.mean(0).to(weight.dtype)
+        weight[new_rows] = old_rows.to(weight.dtype)
 
 
 def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command: str = "train") -> list[Stage]:
@@ -47,7 +49,9 @@ def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command:
     def build(data: FaceSet):
         return new_model(cfg), new_head(cfg, data.num_classes)
 
-    stages, init, inputs = [], None, ()
+    stages: list[Stage] = []
+    init: Init | None = None
+    inputs: tuple[Path, ...] = ()
     if cfg.pretrain is not None:
         pre = cfg.pretrain
         pre_set = select_subset(faceset, pre.subset, groups)
@@ -56,7 +60,7 @@ def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command:
         stages.append(pretrain)
         inputs = (pretrain.output,)
 
-        def init(model, head):
+        def init(model: nn.Module, head: nn.Module) -> None:
             init_from_pretrained(model, head, pretrain.output, train_set.class_names, pre.tail_init)
 
     train = train_stage("train", out / "train", cfg.stage_train("train"), lambda: train_set, build, init, inputs,

@@ -67,9 +67,10 @@ class MethodStages:
         return stages
 
     def evaluated_models(self) -> dict[str, Path]:
-        available = {"ours": self.ckpt["dispersion"], "base": self.ckpt["base"], "prototype": self.ckpt["prototype"],
-                     "abcd": self.ckpt.get("abcd")}
-        return {name: available[name] for name in self.method.evaluate if available.get(name) is not None}
+        available = {"ours": self.ckpt["dispersion"], "base": self.ckpt["base"], "prototype": self.ckpt["prototype"]}
+        if "abcd" in self.ckpt:
+            available["abcd"] = self.ckpt["abcd"]
+        return {name: available[name] for name in self.method.evaluate if name in available}
 
     def norm_models(self) -> dict[str, Path]:
         models = {"ours (dispersion)": self.ckpt["dispersion"]}

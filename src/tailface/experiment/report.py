@@ -50,7 +50,8 @@ def write_report(cfg: ExperimentConfig, out: Path, faceset: FaceSet, part: Parti
              "## Step I: clustering", "",
              f"{part.num_tail} tail classes -> {agg.num_super} super classes "
              f"(requested {agg.info.get('num_super_requested')}, init {agg.info.get('init')}; per group: "
-             + ", ".join(f"{g}: {s['classes']} classes -> {s['clusters']}" for g, s in agg.info.get("groups", {}).items())
+             + ", ".join(f"{g}: {s['classes']} classes -> {s['clusters']}"
+                         for g, s in agg.info.get("groups", {}).items())
              + ").", "", summary_markdown(agg, part), "", "![super-class sizes](cluster/sizes.png)", "",
              "## Training (last logged row of each stage's train.csv)", "",
              "| stage | last row |", "|---|---|"]

@@ -7,8 +7,8 @@ Every head exposes its classifier as ``head.weight`` (``num_classes x embedding_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn

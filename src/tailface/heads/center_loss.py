@@ -49,6 +49,8 @@ def center_update(features: torch.Tensor, labels: torch.Tensor, centers: torch.T
 
 
 class CenterLossHead(nn.Module):
+    centers: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, embedding_size: int, num_classes: int, lam: float = 0.003, alpha: float = 0.5):
         super().__init__()
         if lam < 0 or not 0 <= alpha <= 1:

@@ -9,21 +9,24 @@ dispersion head of the method) builds its logits with it. The kinds are a regist
 - ``"arcface"`` (Deng et al. 2019): target ``s * cos(theta + m)`` computed as
   ``cos * cos(m) - sin(theta) * sin(m)`` with ``sin(theta) = sqrt(clamp(1 - cos^2, eps))``
   (``eps`` = the smallest normal number of the dtype), so the gradient stays finite at
-  ``cos = +-1`` (where the clamp zeroes the sine's gradient) while values are exact to rounding. Once ``theta + m`` passes pi (``cos <= cos(pi - m)``),
-  ``cos(theta + m)`` would increase again with theta; the target logit is then the CosFace-like
-  ``cos - m * sin(m)`` (``mm = sin(pi - m) * m``, InsightFace's choice): monotonic in ``cos``, with
-  a downward step of about ``m^2 / 2`` at the switch (from -1 to ``-cos(m) - m sin(m)``). ``easy_margin=True`` instead applies the margin only where ``cos > 0`` (``cos``
-  itself elsewhere). Gradients flow through the margin (no ``torch.no_grad`` around it, unlike
+  ``cos = +-1`` (where the clamp zeroes the sine's gradient) while values are exact to rounding.
+  Once ``theta + m`` passes pi (``cos <= cos(pi - m)``), ``cos(theta + m)`` would increase again
+  with theta; the target logit is then the CosFace-like ``cos - m * sin(m)``
+  (``mm = sin(pi - m) * m``, InsightFace's choice): monotonic in ``cos``, with a downward step of
+  about ``m^2 / 2`` at the switch (from -1 to ``-cos(m) - m sin(m)``).
+  ``easy_margin=True`` instead applies the margin only where ``cos > 0`` (``cos`` itself
+  elsewhere). Gradients flow through the margin (no ``torch.no_grad`` around it, unlike
   InsightFace's arcface_torch).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
+
 
 @dataclass(frozen=True)
 class Margin:

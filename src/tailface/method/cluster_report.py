@@ -47,7 +47,8 @@ def summary_markdown(agg: Aggregation, part: Partition) -> str:
 
     for name, row in rows.items():
         count = row["images"]["count"]
-        lines.append(f"| {name} | {count} | {cell(row['classes']) if 'classes' in row else '1'} | {cell(row['images'])} |")
+        classes = cell(row["classes"]) if "classes" in row else "1"
+        lines.append(f"| {name} | {count} | {classes} | {cell(row['images'])} |")
     return "\n".join(lines)
 
 

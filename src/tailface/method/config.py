@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from tailface.errors import ConfigError
 from tailface.train.config import TrainConfig
@@ -134,8 +135,9 @@ class MethodConfig:
 
     def without_stage_keys(self, keys) -> MethodConfig:
         """A copy whose ``<stage>_train`` blocks no longer set ``keys`` (command-line changes win)."""
-        changes = {f"{stage}_train": {k: v for k, v in getattr(self, f"{stage}_train").items() if k not in keys}
-                   for stage in STAGES}
+        changes: dict[str, Any] = {
+            f"{stage}_train": {k: v for k, v in getattr(self, f"{stage}_train").items() if k not in keys}
+            for stage in STAGES}
         return replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -29,7 +29,8 @@ class _DispersedLinear(torch.autograd.Function):
         if pair_rows is None:  # grid: every feature against every listed member
             member_logits = f @ wm.t()
         else:  # pairs: feature pair_rows[q] against the members of block q
-            member_logits = torch.einsum("qd,qmd->qm", f.index_select(0, pair_rows), wm.view(*members.shape, w.shape[1]))
+            pair_members = wm.view(*members.shape, w.shape[1])
+            member_logits = torch.einsum("qd,qmd->qm", f.index_select(0, pair_rows), pair_members)
         ctx.save_for_backward(f, w, phi, norm, super_of_tail, sizes, members, pair_rows, wm)
         ctx.num_head = nh
         return agg, member_logits

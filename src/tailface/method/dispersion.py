@@ -68,6 +68,13 @@ class DispersionHead(nn.Module):
     is the ``B x (N_h + N_k)`` matrix after substitution and ``targets`` the target's column
     (head: its class; tail: ``N_h + g(k)``)."""
 
+    # buffers, registered in __init__
+    super_of_tail: torch.Tensor
+    members: torch.Tensor
+    member_mask: torch.Tensor
+    slot_of_tail: torch.Tensor
+    super_sizes: torch.Tensor
+
     def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: Margin = Margin(),
                  mode: str = "sample", renormalize_phi: bool = False):
         super().__init__()

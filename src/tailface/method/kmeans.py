@@ -92,6 +92,7 @@ def kmeans(x: np.ndarray, k: int, init: str = "kmeans++", niter: int = 20, seed:
     init_centroids = x[kmeanspp_seeds(x, k, seed)] if init == "kmeans++" else None
     km.train(x, init_centroids=init_centroids)
     _, assign = km.index.search(x, 1)
+    assert km.centroids is not None  # set by train()
     used, assignment = np.unique(assign.ravel(), return_inverse=True)
     centroids = km.centroids[used]
     return KMeansResult(assignment.astype(np.int64), centroids, inertia(x, centroids))

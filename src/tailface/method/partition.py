@@ -27,7 +27,7 @@ class Partition:
     source: str = "<faceset>"
 
     @classmethod
-    def from_faceset(cls, faceset: FaceSet, thresholds: GroupThresholds = GroupThresholds()) -> "Partition":
+    def from_faceset(cls, faceset: FaceSet, thresholds: GroupThresholds = GroupThresholds()) -> Partition:
         counts = faceset.class_counts()
         groups = group_of_counts(counts, thresholds)
         part = cls(counts, groups, np.flatnonzero(np.isin(groups, ("A", "B"))),

@@ -39,6 +39,11 @@ class IBasicBlock(nn.Module):
 
 
 class IResNet(nn.Module):
+    layer1: nn.Sequential  # set with setattr in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, layers, input_size: int = 112, embedding_size: int = 512, dropout: float = 0.0,
                  name: str = "iresnet"):
         super().__init__()

@@ -43,7 +43,7 @@ class MobileFaceNet(nn.Module):
         super().__init__()
         side = feature_side(name, input_size, 16)
         embedding_size = check_embedding_size(name, embedding_size)
-        layers = [conv_bn(3, 64, 3, 2), conv_bn(64, 64, 3, 1, groups=64)]
+        layers: list[nn.Module] = [conv_bn(3, 64, 3, 2), conv_bn(64, 64, 3, 1, groups=64)]
         cin = 64
         for t, c, n, s in BOTTLENECKS:
             for i in range(n):
@@ -52,7 +52,9 @@ class MobileFaceNet(nn.Module):
         layers.append(conv_bn(cin, 512))
         self.body = nn.Sequential(*layers)
         self.gdconv = conv_bn(512, 512, side, 1, groups=512, act=False)
-        self.gdconv[0].padding = (0, 0)
+        gdconv = self.gdconv[0]
+        assert isinstance(gdconv, nn.Conv2d)
+        gdconv.padding = (0, 0)
         self.embedding = nn.Sequential(nn.Conv2d(512, embedding_size, 1, bias=False), nn.Flatten(),
                                        nn.BatchNorm1d(embedding_size))
 

@@ -5,8 +5,8 @@ A backbone maps a ``Bx3xHxW`` float batch to ``BxE`` features (not normalised).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch.nn as nn
 

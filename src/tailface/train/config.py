@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +43,7 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
 
     @classmethod
-    def from_dict(cls, d: dict | None, where: str = "train") -> "TrainConfig":
+    def from_dict(cls, d: dict | None, where: str = "train") -> TrainConfig:
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -49,6 +51,10 @@ class TrainConfig:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
         if isinstance(d.get("sampler"), str):
             d["sampler"] = {"name": d["sampler"]}
+        hints = typing.get_type_hints(cls)
+        for name, value in d.items():
+            if not _has_type(value, hints[name]):
+                raise ConfigError(f"{where}: {name} must be {_type_text(hints[name])}, got {value!r}")
         cfg = cls(**d)
         cfg.validate(where)
         return cfg
@@ -56,7 +62,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         cfg = dataclasses.replace(self, **changes)
         cfg.validate()
         return cfg
@@ -89,3 +95,39 @@ class TrainConfig:
             bad(f"max_steps must be > 0 or null, got {self.max_steps}")
         if self.sampler is not None and not (isinstance(self.sampler, dict) and "name" in self.sampler):
             bad(f"sampler must be a name or a mapping with 'name', got {self.sampler!r}")
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field's annotation (an int is a float; a bool is no number)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_has_type(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _type_text(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_text(typing.get_args(hint)[0]).removeprefix('an ').removeprefix('a ')}s"
+    return "a mapping" if typing.get_origin(hint) is dict else getattr(hint, "__name__", str(hint))

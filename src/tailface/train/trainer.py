@@ -11,6 +11,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,11 +20,11 @@ from tqdm import tqdm
 
 import tailface
 from tailface.data.faceset import FaceSet
-from tailface.errors import ConfigError, TailfaceError
-from tailface.train import distributed as ddp
 from tailface.data.tensors import TrainBatches, epoch_batches, normalize
+from tailface.errors import ConfigError, TailfaceError
 from tailface.heads.base import HeadOutput
 from tailface.models import resolve_image_size
+from tailface.train import distributed as ddp
 from tailface.train.checkpoint import load_checkpoint, save_atomic, spec_of
 from tailface.train.config import TrainConfig
 from tailface.train.log import RunningMean, TrainLog
@@ -143,7 +144,7 @@ class Trainer:
             torch.set_flush_denormal(True)  # margin heads hit denormals on CPU: ~2x slower without
         if cfg.amp and not self.use_amp:
             self.say("amp is for CUDA only; training in float32 on CPU")
-        num_classes = head.weight.shape[0] if hasattr(head, "weight") else None
+        num_classes = cast(torch.Tensor, head.weight).shape[0] if hasattr(head, "weight") else None
         if num_classes is not None and num_classes != faceset.num_classes:
             raise ConfigError(f"head has {num_classes} classes but {faceset.source} has {faceset.num_classes}")
         if cfg.batch_size % info.world_size:

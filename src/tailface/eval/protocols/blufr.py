@@ -32,7 +32,8 @@ def plots(m: dict, out_dir: Path) -> list[Path]:
     v, o = m["verification_curve"], m["openset_curve"]
     rank1 = np.asarray(o["mean"])[o["rank"].index(1)]
     fi = int(np.argmin(np.abs(np.asarray(o["far"]) - 1e-2)))
-    return [p.plot_roc(v["far"], v["mean"], out_dir / "blufr_roc.png", title="BLUFR verification ROC (mean of 10 trials)"),
+    return [p.plot_roc(v["far"], v["mean"], out_dir / "blufr_roc.png",
+                       title="BLUFR verification ROC (mean of 10 trials)"),
             p.plot_dir(o["far"], rank1, out_dir / "blufr_dir.png"),
             p.plot_cmc(o["rank"], np.asarray(o["mean"])[:, fi], out_dir / "blufr_cmc.png",
                        title="BLUFR open-set CMC at FAR = 1%")]

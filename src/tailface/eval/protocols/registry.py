@@ -15,9 +15,9 @@ under ``metrics[name]``), ``my_rows(result) -> [(metric, value text in %)]`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
