@@ -44,7 +44,7 @@ def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, cl
 
 def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command: str = "train") -> list[Stage]:
     groups = cfg.data.groups
-    train_set = select_subset(faceset, cfg.data.subset, groups)
+    train_set = select_subset(faceset, cfg.data.subset, groups, cfg.data.tail_share, cfg.data.subset_seed)
 
     def build(data: FaceSet):
         return new_model(cfg), new_head(cfg, data.num_classes)

@@ -30,7 +30,7 @@ from tailface.method.config import MethodConfig
 from tailface.train.config import TrainConfig
 from tailface.yaml_config import read_yaml
 
-SUBSETS = ("ABCD", "AB")
+SUBSETS = ("A", "AB", "ABC", "ABCD")
 TAIL_INITS = ("random", "mean_of_head")
 BLOCKS = ("name", "data", "model", "head", "train", "eval", "pretrain", "method")
 
@@ -55,28 +55,73 @@ def _positive_int(value, where: str) -> int:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """``subset``: the groups whose classes are trained on (``AB``: head classes only);
+    ``tail_share``: a further share of the classes of later groups (``{C: 0.25}``: AB plus a
+    quarter of C's classes, drawn with ``subset_seed``; the tail sweep); ``sample``: first draw a
+    subset of the images, ``{kind: uniform | long-tail, identities: N, images: M, seed: s}``, with
+    N identities and M images either (nearly) evenly or long-tail distributed (Fig. 3)."""
+
     train: str = "synthetic"
     groups: GroupThresholds = GroupThresholds()
     subset: str = "ABCD"
     options: dict = field(default_factory=dict)
+    tail_share: dict = field(default_factory=dict)
+    subset_seed: int = 0
+    sample: dict = field(default_factory=dict)
 
     @classmethod
     def from_block(cls, block, where: str = "data") -> DataConfig:
-        block = check_keys(block, ("train", "groups", "subset", "options"), where)
+        block = check_keys(block, ("train", "groups", "subset", "options", "tail_share", "subset_seed", "sample"),
+                           where)
         subset = block.get("subset", "ABCD")
         if subset not in SUBSETS:
             raise ConfigError(f"{where}.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+        share = check_keys(block.get("tail_share"), [g for g in "ABCD" if g not in subset], f"{where}.tail_share")
+        for g, v in share.items():
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+                raise ConfigError(f"{where}.tail_share.{g} must be a fraction in [0, 1], got {v!r}")
+        seed = block.get("subset_seed", 0)
+        if not (isinstance(seed, int) and not isinstance(seed, bool)):
+            raise ConfigError(f"{where}.subset_seed must be an integer, got {seed!r}")
         groups = check_keys(block.get("groups"), ("a", "b", "c"), f"{where}.groups")
         try:
             thresholds = GroupThresholds(**{k: int(v) for k, v in groups.items()})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.groups: {exc}") from None
         options = check_keys(block.get("options"), block.get("options") or {}, f"{where}.options")
-        return cls(str(block.get("train", "synthetic")), thresholds, subset, options)
+        sample = check_keys(block.get("sample"), ("kind", "identities", "images", "seed"), f"{where}.sample")
+        if sample:
+            if sample.get("kind") not in ("uniform", "long-tail"):
+                raise ConfigError(f"{where}.sample.kind must be uniform or long-tail, got {sample.get('kind')!r}")
+            for key in ("identities", "images"):
+                _positive_int(sample.get(key), f"{where}.sample.{key}")
+        return cls(str(block.get("train", "synthetic")), thresholds, subset, options, share, seed, sample)
 
     def to_block(self) -> dict:
-        return {"train": self.train, "groups": dataclasses.asdict(self.groups), "subset": self.subset,
-                "options": dict(self.options)}
+        block: dict[str, Any] = {"train": self.train, "groups": dataclasses.asdict(self.groups), "subset": self.subset,
+                 "options": dict(self.options)}
+        if self.tail_share:
+            block.update(tail_share=dict(self.tail_share), subset_seed=self.subset_seed)
+        if self.sample:
+            block["sample"] = dict(self.sample)
+        return block
+
+    def open(self):
+        """The training set: the dataset spec opened with ``options``, then ``sample`` drawn."""
+        from tailface.data.open import open_faceset
+        from tailface.data.subsets import long_tail_subset, uniform_subset
+
+        faceset = open_faceset(self.train, **self.options)
+        faceset.check_labels()
+        if not self.sample:
+            return faceset
+        draw = uniform_subset if self.sample["kind"] == "uniform" else long_tail_subset
+        try:
+            indices = draw(faceset.labels, self.sample["identities"], self.sample["images"],
+                           seed=int(self.sample.get("seed", 0)))
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"data.sample ({self.train}): {exc}") from None
+        return faceset.subset(indices, relabel=True)
 
 
 @dataclass(frozen=True)
@@ -203,7 +248,7 @@ class ExperimentConfig:
         if self.method is not None:
             if self.pretrain is not None:
                 raise ConfigError(f"{where}: pretrain is a baseline block; the method has its own stages")
-            if self.data.subset != "ABCD":
+            if self.data.subset != "ABCD" or self.data.tail_share:
                 raise ConfigError(f"{where}: data.subset must be ABCD for the method (it splits head and tail itself)")
             if self.head.margin is None:
                 from tailface.heads.base import margin_heads
@@ -216,6 +261,8 @@ class ExperimentConfig:
             self.stage_train("train")
             if self.pretrain is not None:
                 self.stage_train("pretrain")
+                if self.data.tail_share:
+                    raise ConfigError(f"{where}: data.tail_share is not supported with a pretrain stage")
 
     @property
     def seed(self) -> int:

@@ -23,7 +23,7 @@ from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.report import write_report
 from tailface.experiment.stages import Stage, say
 from tailface.experiment.training import eval_stage, new_head, new_model, select_subset, train_stage
-from tailface.method.aggregate import aggregate, load_aggregation, save_aggregation
+from tailface.method.aggregate import aggregate, auto_num_super, load_aggregation, save_aggregation
 from tailface.method.partition import Partition
 
 
@@ -36,6 +36,8 @@ class MethodStages:
         self.cfg, self.method, self.out, self.faceset, self.command = cfg, cfg.method, out, faceset, command
         self.part = Partition.from_faceset(faceset, cfg.data.groups)
         self.ckpt = {stage: out / stage / "final.pt" for stage in cfg.method.stage_names()}
+        if not cfg.method.trains_base:
+            self.ckpt["base"] = Path(cfg.method.base)
         self.features_path = out / "features" / "tail.npz"
         self.cluster_path = out / "cluster" / "super_classes.json"
 
@@ -44,6 +46,8 @@ class MethodStages:
         stages = [
             train_stage("base", out / "base", cfg.stage_train("base"), self.base_set,
                         lambda data: (new_model(cfg), new_head(cfg, data.num_classes)), command=self.command),
+        ] if self.method.trains_base else []
+        stages += [
             Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True),
             Stage("cluster", self.cluster_path, self.cluster, (self.features_path,), main_only=True),
             train_stage("prototype", out / "prototype", cfg.stage_train("prototype"), self.prototype_set,
@@ -81,7 +85,8 @@ class MethodStages:
     # -- training sets and modules of the stages --------------------------------------------------
 
     def base_set(self) -> FaceSet:
-        return select_subset(self.faceset, "AB", self.cfg.data.groups)  # labels = rank among head classes
+        """AB (labels = rank among head classes), or every class for ``method.base: abcd``."""
+        return select_subset(self.faceset, "ABCD" if self.method.base == "abcd" else "AB", self.cfg.data.groups)
 
     def aggregation(self):
         return load_aggregation(self.cluster_path, self.part)
@@ -137,7 +142,12 @@ class MethodStages:
         folder.mkdir(parents=True, exist_ok=True)
         loaded = load_features(self.features_path)
         m, part = self.method, self.part
-        agg = aggregate(loaded["features"], loaded["labels"], part, num_super=m.num_super, ratio=m.ratio,
+        num_super = m.num_super
+        if m.num_super_factor != 1:
+            base = auto_num_super(part.head_images(), part.num_head, part.tail_images()) if num_super == "auto" \
+                else int(num_super)
+            num_super = max(1, int(round(m.num_super_factor * base)))
+        agg = aggregate(loaded["features"], loaded["labels"], part, num_super=num_super, ratio=m.ratio,
                         normalize=m.normalize_means, spherical=m.spherical, init=m.kmeans_init, niter=m.kmeans_iters,
                         seed=self.cfg.seed)
         (folder / "summary.md").write_text(summary_markdown(agg, part) + "\n")

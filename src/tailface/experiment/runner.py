@@ -27,7 +27,6 @@ class RunResult:
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run") -> RunResult:
-    from tailface.data.open import open_faceset
     from tailface.train import distributed as ddp
     from tailface.train.trainer import resolve_device
 
@@ -39,8 +38,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run") -> RunR
     device = resolve_device(cfg.stage_train(_first_stage(cfg)).device, int(os.environ.get("LOCAL_RANK", 0)))
     info = ddp.init_distributed(device.type == "cuda")
     try:
-        faceset = open_faceset(cfg.data.train, **cfg.data.options)
-        faceset.check_labels()
+        faceset = cfg.data.open()
         if cfg.method is not None:
             from tailface.experiment.method import MethodStages
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from tailface.data.faceset import FaceSet
-from tailface.data.groups import GroupThresholds, head_tail_split
+from tailface.data.groups import GroupThresholds, group_of_counts
 from tailface.errors import ConfigError
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import Stage, say
@@ -20,14 +20,24 @@ from tailface.train.config import TrainConfig
 Init = Callable[[nn.Module, nn.Module], None]
 
 
-def select_subset(faceset: FaceSet, subset: str, thresholds: GroupThresholds) -> FaceSet:
-    """ABCD: every class; AB: head classes only (relabelled densely in ascending id, names kept)."""
-    if subset == "ABCD":
+def select_subset(faceset: FaceSet, subset: str, thresholds: GroupThresholds, share: dict | None = None,
+                  seed: int = 0) -> FaceSet:
+    """The classes of the groups in ``subset`` (``ABCD``: the set itself), plus for each group in
+    ``share`` that fraction of its classes (drawn by ``seed``); relabelled densely in ascending
+    class id, names kept."""
+    share = {g: v for g, v in (share or {}).items() if v > 0}
+    if subset == "ABCD" and not share:
         return faceset
-    head, _ = head_tail_split(faceset.class_counts(), thresholds)
-    if not len(head):
-        raise ConfigError(f"{faceset.source}: no head (A+B) classes with groups {thresholds}")
-    return faceset.subset(np.flatnonzero(np.isin(faceset.labels, head)), relabel=True)
+    groups = group_of_counts(faceset.class_counts(), thresholds)
+    keep = np.isin(groups, list(subset))
+    for g, fraction in sorted(share.items()):
+        members = np.flatnonzero(groups == g)
+        drawn = np.random.default_rng([seed, ord(g)]).permutation(members)[: int(round(fraction * len(members)))]
+        keep[drawn] = True
+    classes = np.flatnonzero(keep)
+    if not len(classes):
+        raise ConfigError(f"{faceset.source}: no classes in groups {subset} with {thresholds}")
+    return faceset.subset(np.flatnonzero(np.isin(faceset.labels, classes)), relabel=True)
 
 
 def new_model(cfg: ExperimentConfig) -> nn.Module:

@@ -2,6 +2,9 @@
 
 ``method`` keys (all optional)::
 
+    base: ab                  # the base model that drives the clustering: ab (train it on the head
+                              # classes, the paper's choice), abcd (train it on every class), or the
+                              # path of a trained checkpoint (no base stage; evaluated as "base")
     base_epochs: 10           # base model (= the AB baseline's budget); default train.epochs
     budget: 10                # prototype + dispersion epochs; default train.epochs
     prototype_epochs: null    # default round(0.4 * budget) (paper 40 of 100)
@@ -9,6 +12,7 @@
     dispersion_lr: null       # default 0.2 * train.lr (paper 0.02 after 0.1)
     prototype_from_base: false  # start the prototype CNN from the base model
     num_super: auto           # or an int (total super classes)
+    num_super_factor: 1.0     # multiplies num_super (Table 4: 0.25, 0.5, 1, 2 x the automatic value)
     ratio: {C: 1, D: 3}       # split of the super classes between tail groups
     normalize_means: false    # L2-normalise features before the class means
     spherical: false          # spherical k-means (implies normalize_means)
@@ -28,6 +32,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from tailface.errors import ConfigError
@@ -35,10 +40,12 @@ from tailface.train.config import TrainConfig
 
 STAGES = ("base", "prototype", "dispersion", "abcd")
 EVALUABLE = ("ours", "base", "abcd", "prototype")
+BASES = ("ab", "abcd")
 
 
 @dataclass
 class MethodConfig:
+    base: str = "ab"
     base_epochs: int | None = None
     budget: int | None = None
     prototype_epochs: int | None = None
@@ -46,6 +53,7 @@ class MethodConfig:
     dispersion_lr: float | None = None
     prototype_from_base: bool = False
     num_super: str | int = "auto"
+    num_super_factor: float = 1.0
     ratio: dict = field(default_factory=lambda: {"C": 1.0, "D": 3.0})
     normalize_means: bool = False
     spherical: bool = False
@@ -79,6 +87,13 @@ class MethodConfig:
         def bad(msg: str):
             raise ConfigError(f"{where}.{msg}")
 
+        if not isinstance(self.base, str) or not self.base:
+            bad(f"base must be ab, abcd or the path of a checkpoint, got {self.base!r}")
+        if self.base not in BASES and not Path(self.base).is_file():
+            bad(f"base: {self.base}: not ab or abcd, and no such checkpoint file")
+        if not (isinstance(self.num_super_factor, (int, float)) and not isinstance(self.num_super_factor, bool)
+                and self.num_super_factor > 0):
+            bad(f"num_super_factor must be a positive number, got {self.num_super_factor!r}")
         if self.mode not in ("sample", "batch"):
             bad(f"mode must be sample or batch, got {self.mode!r}")
         if self.kmeans_init not in ("kmeans++", "random"):
@@ -120,15 +135,21 @@ class MethodConfig:
         disp = self.dispersion_epochs or max(1, budget - proto)
         return self.base_epochs or train_epochs, proto, disp
 
+    @property
+    def trains_base(self) -> bool:
+        return self.base in BASES
+
     def stage_names(self) -> list[str]:
         """The training stages, in order."""
-        return ["base", "prototype", "dispersion"] + (["abcd"] if self.abcd_baseline else [])
+        return ((["base"] if self.trains_base else []) + ["prototype", "dispersion"]
+                + (["abcd"] if self.abcd_baseline else []))
 
     def stage_changes(self, stage: str, train: TrainConfig) -> dict:
         """Changes to the train block for a training stage: its epochs (and the dispersion
         stage's learning rate), then ``<stage>_train``."""
         base, proto, disp = self.epochs(train.epochs)
-        changes: dict = {"epochs": {"base": base, "prototype": proto, "dispersion": disp, "abcd": proto + disp}[stage]}
+        epochs = {"base": base, "prototype": proto, "dispersion": disp, "abcd": proto + disp}
+        changes: dict = {"epochs": epochs[stage]}
         if stage == "dispersion":
             changes["lr"] = self.dispersion_lr or 0.2 * train.lr
         return {**changes, **getattr(self, f"{stage}_train")}

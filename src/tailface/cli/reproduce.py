@@ -1,0 +1,37 @@
+"""``tailface reproduce NAME``: the paper's tables and figures, with seeds and verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from tailface.evidence.reproduce import NAMES
+
+    p = subparsers.add_parser(
+        "reproduce", help="reproduce the paper's tables and figures (mean +- std over seeds, verdicts)",
+        description="Train every model a table or figure needs (one cell per model and seed, on the one runner: "
+                    "finished cells are skipped, an interrupted one resumes, seeds accumulate across invocations) "
+                    "and write OUT/<name>.md in the paper's layout with the paper's figures beside ours, the "
+                    "paired difference of every claimed ordering with its 95%% interval and a verdict.")
+    p.add_argument("name", help=f"comma-separated among {', '.join(NAMES)}, or all")
+    p.add_argument("--profile", default="cpu", help="cpu, gpu, synthetic, or a profile YAML (default cpu)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/reproduce-<profile>)")
+    p.add_argument("--data", default=None, help="training set spec (default: the profile's)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tailface.errors import ConfigError
+    from tailface.evidence.cells import Profile
+    from tailface.evidence.reproduce import parse_names, reproduce
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    names = parse_names(args.name)
+    profile = Profile.load(args.profile)
+    out = args.out or Path("runs") / f"reproduce-{profile.name}"
+    for path in reproduce(names, profile, args.seeds, out, args.data):
+        print(f"wrote {path}")
+    return 0

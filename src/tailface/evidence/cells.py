@@ -1,0 +1,145 @@
+"""The models behind the paper's tables and figures, as experiment configs of one profile.
+
+A *cell* is one model trained with one seed: ``ROOT/cells/<model>/seed<k>/`` is an ordinary
+experiment folder of the one runner (``tailface.experiment``), so an interrupted cell resumes and
+a finished one is skipped. A model needed by several tables is one cell (ABCD: Tables 2 and 3;
+AB: Tables 2 and 3, and the base model of every "ours" cell, whose ``method.base`` is the AB
+cell's checkpoint of the same seed).
+
+Models (``MODELS``), each derived from the profile's family of shipped configs:
+
+- ``softmax-A``, ``ab``, ``softmax-ABC``, ``abcd``: plain softmax on those groups (Table 2);
+- ``ab-abcd``, ``resampling``, ``center-loss``, ``range-loss``, ``arcface``: the other baselines
+  of Table 3; ``ours`` and ``arcface-ours``: aggregate-and-disperse with the softmax / ArcFace
+  head, both clustering with the AB cell's features;
+- ``ours-nk0.25``, ``ours-nk0.5``, ``ours-nk2``: ``ours`` with ``N_k`` scaled (Table 4);
+- ``sweep-C25``, ``sweep-C50``, ``sweep-D25``, ``sweep-D50``: AB plus a share of C's classes, or
+  AB + C plus a share of D's (the tail sweep; its end points are ``ab``, ``softmax-ABC``, ``abcd``);
+- ``uniform``, ``long-tail``: softmax on two subsets with the same identities and images, one
+  uniform and one long-tailed (Fig. 3).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from tailface.configs import resolve_config
+from tailface.errors import ConfigError
+from tailface.yaml_config import read_yaml
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    family: str  # "celeba" or "synthetic": which shipped configs the models derive from
+    data: str  # dataset spec (a prepared set's name is resolved by tailface.paths.prepared_path)
+    overrides: dict
+    description: str
+
+    @classmethod
+    def load(cls, name_or_path: str) -> Profile:
+        path = Path(name_or_path)
+        if not path.is_file():
+            path = PROFILES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+            raise ConfigError(f"{name_or_path}: unknown profile (known: {known}, or a profile YAML file)")
+        doc = read_yaml(path)
+        unknown = sorted(set(doc) - {"family", "data", "overrides"})
+        if unknown:
+            raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: data, family, overrides)")
+        family = doc.get("family", "celeba")
+        if family not in ("celeba", "synthetic"):
+            raise ConfigError(f"{path}: family must be celeba or synthetic, got {family!r}")
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        return cls(path.stem, family, str(doc.get("data", "synthetic")), dict(doc.get("overrides") or {}), first)
+
+    def data_spec(self) -> str:
+        from tailface.paths import prepared_path
+
+        if self.data in ("celeba-train", "celeba-aligned", "celeba-wild", "lfw"):
+            return str(prepared_path(self.data))
+        return self.data
+
+    def baseline(self, name: str) -> dict:
+        folder = "baselines/celeba" if self.family == "celeba" else "baselines"
+        return read_yaml(resolve_config(f"{folder}/{name}"))
+
+    def method(self) -> dict:
+        return read_yaml(resolve_config(f"method/{self.family}"))
+
+
+SOFTMAX_GROUPS = {"softmax-A": "A", "ab": "AB", "softmax-ABC": "ABC", "abcd": "ABCD"}
+BASELINES = {"ab-abcd": "ab_abcd", "resampling": "resampling", "center-loss": "center_loss",
+             "range-loss": "range_loss", "arcface": "arcface"}
+NK_FACTORS = {"ours-nk0.25": 0.25, "ours-nk0.5": 0.5, "ours": 1.0, "ours-nk2": 2.0}
+SWEEP = {"sweep-C25": ("AB", {"C": 0.25}), "sweep-C50": ("AB", {"C": 0.5}),
+         "sweep-D25": ("ABC", {"D": 0.25}), "sweep-D50": ("ABC", {"D": 0.5})}
+METHOD_MODELS = {*NK_FACTORS, "arcface-ours"}
+MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, "uniform", "long-tail"]
+
+
+def cell_dir(root: Path, model: str, seed: int) -> Path:
+    return Path(root) / "cells" / model / f"seed{seed}"
+
+
+def final_checkpoint(root: Path, model: str, seed: int) -> Path:
+    folder = cell_dir(root, model, seed)
+    return folder / ("dispersion" if model in METHOD_MODELS else "train") / "final.pt"
+
+
+def metrics_path(root: Path, model: str, seed: int) -> Path:
+    folder = cell_dir(root, model, seed)
+    return folder / "eval" / "ours" / "metrics.json" if model in METHOD_MODELS else folder / "eval" / "metrics.json"
+
+
+def dependencies(model: str) -> list[str]:
+    """Cells that must be trained before ``model`` (the method's base model)."""
+    return ["ab"] if model in METHOD_MODELS else []
+
+
+def merged(doc: dict, overrides: dict) -> dict:
+    """``doc`` with each block of ``overrides`` merged into the same block (one level deep)."""
+    out = copy.deepcopy(doc)
+    for block, changes in overrides.items():
+        if isinstance(changes, dict) and isinstance(out.get(block), dict):
+            out[block] = {**out[block], **changes}
+        else:
+            out[block] = copy.deepcopy(changes)
+    return out
+
+
+def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str | None = None,
+                fig3_sizes: tuple[int, int] | None = None) -> dict:
+    """The experiment config (a YAML mapping) of one cell."""
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if model in SOFTMAX_GROUPS or model in SWEEP or model in ("uniform", "long-tail"):
+        doc = profile.baseline("ab")
+        doc["data"]["subset"] = SOFTMAX_GROUPS.get(model, "ABCD")
+        if model in SWEEP:
+            doc["data"]["subset"], doc["data"]["tail_share"] = SWEEP[model]
+            doc["data"]["subset_seed"] = seed
+    elif model in BASELINES:
+        doc = profile.baseline(BASELINES[model])
+    else:
+        doc = profile.method()
+        method = doc.setdefault("method", {})
+        method.update(base=str(final_checkpoint(root, "ab", seed)), abcd_baseline=False, evaluate=["ours"])
+        if model == "arcface-ours":
+            doc["head"] = profile.baseline("arcface")["head"]
+        else:
+            method["num_super_factor"] = NK_FACTORS[model]
+    doc = merged(doc, profile.overrides)
+    doc["name"] = f"{model}-seed{seed}"
+    doc["data"]["train"] = data or profile.data_spec()
+    doc["train"]["seed"] = seed
+    if model in ("uniform", "long-tail"):
+        if fig3_sizes is None:
+            raise ConfigError("the Fig. 3 cells need their subset sizes (identities, images)")
+        doc["data"]["sample"] = {"kind": model, "identities": fig3_sizes[0], "images": fig3_sizes[1], "seed": seed}
+    return doc

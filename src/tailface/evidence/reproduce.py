@@ -1,0 +1,164 @@
+"""``tailface reproduce NAME``: the paper's tables and figures on one profile, with seeds.
+
+Every needed cell (model x seed, :mod:`tailface.evidence.cells`) is run through the one runner,
+seed by seed (seed 0 of every model first, so that a first complete table exists early); finished
+cells are skipped, an interrupted one resumes, and ``--seeds 3`` after ``--seeds 1`` trains only
+seeds 1 and 2. Then ``OUT/<name>.md`` is written for each requested table (atomically; a table is
+always rewritten from the cells, so it never shows a half-finished cell as finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tailface.errors import ConfigError
+from tailface.evidence import cells, tables
+from tailface.evidence.cells import Profile
+
+NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep")
+NEEDS = {
+    "table1": [], "fig1": [],
+    "table2": ["softmax-A", "ab", "softmax-ABC", "abcd"],
+    "fig2": ["abcd", "ab", "ours"],
+    "table3": ["abcd", "ab", "ab-abcd", "resampling", "center-loss", "range-loss", "ours", "arcface", "arcface-ours"],
+    "table4": ["abcd", "ab", "ours-nk0.25", "ours-nk0.5", "ours", "ours-nk2"],
+    "fig3": ["uniform", "long-tail"],
+    "sweep": ["ab", "sweep-C25", "sweep-C50", "softmax-ABC", "sweep-D25", "sweep-D50", "abcd", "ours"],
+}
+TITLES = {"table1": "Table 1: the long-tail groups of the training set",
+          "fig1": "Fig. 1: images per identity",
+          "table2": "Table 2: softmax on A, AB, ABC, ABCD",
+          "fig2": "Fig. 2: classifier row norms per group",
+          "table3": "Table 3: baselines, ours, ArcFace, ArcFace + ours",
+          "table4": "Table 4: the number of super classes N_k",
+          "fig3": "Fig. 3: uniform vs long-tail training set",
+          "sweep": "Tail sweep: softmax on AB plus a growing share of the tail"}
+
+
+def parse_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(NAMES)
+    unknown = [n for n in names if n not in NAMES]
+    if unknown or not names:
+        raise ConfigError(f"unknown reproduce target {unknown or names}; choose among {', '.join(NAMES)}, all")
+    return names
+
+
+def needed_models(names: list[str]) -> list[str]:
+    """The cells' models in training order (dependencies first, each once)."""
+    order: list[str] = []
+    for name in names:
+        for model in NEEDS[name]:
+            for m in [*cells.dependencies(model), model]:
+                if m not in order:
+                    order.append(m)
+    return order
+
+
+def run_info() -> dict:
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    import tailface
+
+    return {"commit": commit or f"tailface {tailface.__version__}", "date": datetime.now(UTC).isoformat(
+        timespec="seconds"), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
+    """Identities and images of both Fig. 3 sets: every identity with at least ``b`` images (group
+    B's lower bound), ``b`` images each."""
+    counts = faceset.class_counts()
+    identities = int((counts >= thresholds.b).sum())
+    if identities < 2:
+        raise ConfigError(f"{faceset.source}: Fig. 3 needs identities with >= {thresholds.b} images")
+    return identities, identities * thresholds.b
+
+
+def run_cell(profile: Profile, model: str, seed: int, root: Path, data: str | None, sizes) -> None:
+    from tailface.experiment import ExperimentConfig, run_experiment
+    from tailface.experiment.stages import say
+
+    out = cells.cell_dir(root, model, seed)
+    if cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file():
+        say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
+        return
+    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in ("uniform", "long-tail") else None)
+    say(f"{model} seed {seed}", f"-> {out}", "reproduce")
+    start = time.time()
+    run_experiment(ExperimentConfig.from_dict(doc, f"{model} seed {seed}"), out, "reproduce")
+    info = {**run_info(), "wall_s": round(time.time() - start, 1), "profile": profile.name}
+    (out / "cell.json").write_text(json.dumps(info, indent=1))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None) -> list[Path]:
+    from tailface.data.groups import GroupThresholds
+    from tailface.experiment.config import DataConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = data or profile.data_spec()
+    data_block = cells.merged(profile.baseline("ab"), profile.overrides)["data"]
+    thresholds = GroupThresholds(**(data_block.get("groups") or {}))
+    faceset = DataConfig(train=spec, groups=thresholds, options=dict(data_block.get("options") or {})).open()
+    sizes = fig3_sizes(faceset, thresholds) if "fig3" in names else None
+    models = needed_models(names)
+    start = time.time()
+    for seed in range(seeds):
+        for model in models:
+            run_cell(profile, model, seed, out, spec, sizes)
+    results = tables.Results(out, list(range(seeds)))
+    info = run_info()
+    written = []
+    for name in names:
+        body = _body(name, results, faceset, thresholds, out, sizes)
+        walls = [json.loads(p.read_text()).get("wall_s", 0) for m in NEEDS[name] for s in range(seeds)
+                 if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+        header = [f"# {TITLES[name]}", "",
+                  f"`tailface reproduce {name} --profile {profile.name} --seeds {seeds} --out {out}` "
+                  f"(profile: {profile.description}). Data: `{spec}`. Seeds 0..{seeds - 1}. Written {info['date']} at "
+                  f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
+                  f"{info['threads']} threads{', GPU ' + info['cuda'] if info['cuda'] else ''}. Training wall time "
+                  f"of its cells: {sum(walls) / 60:.1f} min in all (this invocation: {(time.time() - start) / 60:.1f} "
+                  f"min). Paper: ResNet-34, 1.1M MS-Celeb-1M images, MegaFace with 1M distractors; ours: "
+                  f"MegaFace-style proxy on LFW (docs/evaluation.md).", ""]
+        path = out / f"{name}.md"
+        write_atomic(path, "\n".join(header + [body, ""]))
+        written.append(path)
+    return written
+
+
+def _body(name: str, results, faceset, thresholds, out: Path, sizes) -> str:
+    if name == "table1":
+        return tables.table1(results, faceset, thresholds)
+    if name == "fig1":
+        return tables.fig1(results, faceset, thresholds, out)
+    if name == "table2":
+        return tables.table2(results)
+    if name == "fig2":
+        return tables.fig2(results, faceset, thresholds, out)
+    if name == "table3":
+        return tables.table3(results)
+    if name == "table4":
+        return tables.table4(results)
+    if name == "fig3":
+        return tables.fig3(results, out, sizes)
+    return tables.sweep(results, faceset, thresholds, out)
