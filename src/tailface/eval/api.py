@@ -88,14 +88,14 @@ def _features_of_set(model, image_size: tuple[int, int], set_name: str, checkpoi
 
 
 def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lfw=None,
-                        faces_root=None, batch_size: int = 64, plots: bool = True) -> dict:
+                        faces_root=None, batch_size: int = 64, plots: bool = True, heldout=None) -> dict:
     """Evaluate a trained checkpoint; returns (and writes to ``out_dir/metrics.json``) the metrics."""
     from tailface.train.checkpoint import checkpoint_image_size, load_model
 
     protocols = parse_protocols(protocols)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),
-                          batch_size)
+                          batch_size, heldout)
     model, meta = load_model(checkpoint)
     size = checkpoint_image_size(meta)
     metrics: dict = {"checkpoint": str(checkpoint)}

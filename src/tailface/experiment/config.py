@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tailface.data.groups import GroupThresholds
 from tailface.errors import ConfigError
 from tailface.heads.spec import HeadSpec
@@ -59,7 +61,10 @@ class DataConfig:
     ``tail_share``: a further share of the classes of later groups (``{C: 0.25}``: AB plus a
     quarter of C's classes, drawn with ``subset_seed``; the tail sweep); ``sample``: first draw a
     subset of the images, ``{kind: uniform | long-tail, identities: N, images: M, seed: s}``, with
-    N identities and M images either (nearly) evenly or long-tail distributed (Fig. 3)."""
+    N identities and M images either (nearly) evenly or long-tail distributed (Fig. 3); ``holdout``:
+    ``{fraction: 0.2, seed: 0, min_images: 2}`` keeps that share of the identities with at least
+    ``min_images`` images out of training, as the test identities of the ``heldout`` protocol
+    (``tailface study``)."""
 
     train: str = "synthetic"
     groups: GroupThresholds = GroupThresholds()
@@ -68,11 +73,12 @@ class DataConfig:
     tail_share: dict = field(default_factory=dict)
     subset_seed: int = 0
     sample: dict = field(default_factory=dict)
+    holdout: dict = field(default_factory=dict)
 
     @classmethod
     def from_block(cls, block, where: str = "data") -> DataConfig:
-        block = check_keys(block, ("train", "groups", "subset", "options", "tail_share", "subset_seed", "sample"),
-                           where)
+        block = check_keys(block, ("train", "groups", "subset", "options", "tail_share", "subset_seed", "sample",
+                                   "holdout"), where)
         subset = block.get("subset", "ABCD")
         if subset not in SUBSETS:
             raise ConfigError(f"{where}.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
@@ -95,7 +101,15 @@ class DataConfig:
                 raise ConfigError(f"{where}.sample.kind must be uniform or long-tail, got {sample.get('kind')!r}")
             for key in ("identities", "images"):
                 _positive_int(sample.get(key), f"{where}.sample.{key}")
-        return cls(str(block.get("train", "synthetic")), thresholds, subset, options, share, seed, sample)
+        holdout = check_keys(block.get("holdout"), ("fraction", "seed", "min_images"), f"{where}.holdout")
+        if holdout:
+            fraction = holdout.get("fraction", 0.2)
+            if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction < 1):
+                raise ConfigError(f"{where}.holdout.fraction must be in (0, 1), got {fraction!r}")
+            _positive_int(holdout.get("min_images", 2), f"{where}.holdout.min_images")
+            if not isinstance(holdout.get("seed", 0), int):
+                raise ConfigError(f"{where}.holdout.seed must be an integer, got {holdout.get('seed')!r}")
+        return cls(str(block.get("train", "synthetic")), thresholds, subset, options, share, seed, sample, holdout)
 
     def to_block(self) -> dict:
         block: dict[str, Any] = {"train": self.train, "groups": dataclasses.asdict(self.groups), "subset": self.subset,
@@ -104,15 +118,45 @@ class DataConfig:
             block.update(tail_share=dict(self.tail_share), subset_seed=self.subset_seed)
         if self.sample:
             block["sample"] = dict(self.sample)
+        if self.holdout:
+            block["holdout"] = dict(self.holdout)
         return block
 
-    def open(self):
-        """The training set: the dataset spec opened with ``options``, then ``sample`` drawn."""
+    def _heldout_classes(self, faceset) -> np.ndarray:
+        """The held-out identities: ``fraction`` of those with >= ``min_images`` images, by ``seed``."""
+        counts = faceset.class_counts()
+        eligible = np.flatnonzero(counts >= int(self.holdout.get("min_images", 2)))
+        n = int(round(float(self.holdout.get("fraction", 0.2)) * len(eligible)))
+        if n < 2:
+            raise ConfigError(f"{self.train}: data.holdout leaves {n} test identities; it needs at least 2 "
+                              f"(identities with >= {self.holdout.get('min_images', 2)} images: {len(eligible)})")
+        rng = np.random.default_rng([int(self.holdout.get("seed", 0)), 7])
+        return np.sort(rng.choice(eligible, n, replace=False))
+
+    def open_heldout(self):
+        """The held-out test identities of ``holdout`` (all their images), labels renumbered."""
+        if not self.holdout:
+            raise ConfigError("the heldout protocol needs data.holdout (the identities kept out of training)")
+        faceset = self._open_all()
+        held = self._heldout_classes(faceset)
+        return faceset.subset(np.flatnonzero(np.isin(faceset.labels, held)), relabel=True)
+
+    def _open_all(self):
         from tailface.data.open import open_faceset
-        from tailface.data.subsets import long_tail_subset, uniform_subset
 
         faceset = open_faceset(self.train, **self.options)
         faceset.check_labels()
+        return faceset
+
+    def open(self):
+        """The training set: the dataset spec opened with ``options``, the ``holdout`` identities
+        removed, then ``sample`` drawn."""
+        from tailface.data.subsets import long_tail_subset, uniform_subset
+
+        faceset = self._open_all()
+        if self.holdout:
+            held = self._heldout_classes(faceset)
+            faceset = faceset.subset(np.flatnonzero(~np.isin(faceset.labels, held)), relabel=True)
         if not self.sample:
             return faceset
         draw = uniform_subset if self.sample["kind"] == "uniform" else long_tail_subset
@@ -245,6 +289,9 @@ class ExperimentConfig:
     def validate(self) -> None:
         """Every stage's training configuration and the combinations of blocks, up front."""
         where = self.source
+        if "heldout" in self.eval.protocols and not self.data.holdout:
+            raise ConfigError(f"{where}: eval.protocols: 'heldout' needs data.holdout (the test identities kept "
+                              "out of training)")
         if self.method is not None:
             if self.pretrain is not None:
                 raise ConfigError(f"{where}: pretrain is a baseline block; the method has its own stages")

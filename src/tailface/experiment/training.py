@@ -82,6 +82,8 @@ def eval_stage(name: str, checkpoint: Path, folder: Path, cfg: ExperimentConfig,
         from tailface.eval.api import evaluate_checkpoint
 
         say(name, f"{', '.join(cfg.eval.protocols)} on {checkpoint}", command)
-        return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size)
+        heldout = cfg.data.open_heldout if cfg.data.holdout else None
+        return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size,
+                                   heldout=heldout)
 
     return Stage(name, folder / "metrics.json", run, (checkpoint,), derived=True, main_only=True)

@@ -6,7 +6,7 @@ summary tables)."""
 from tailface.eval.protocols.registry import (EvalOptions, EvalSet, Features, Protocol, get_eval_set, get_protocol,
                                               list_protocols, parse_protocols, register_eval_set, register_protocol)
 from tailface.eval.protocols import sets  # noqa: F401  (the evaluation sets)
-from tailface.eval.protocols import synthetic, blufr, lfw_pairs, megaface_proxy  # noqa: F401  (protocols)
+from tailface.eval.protocols import synthetic, blufr, lfw_pairs, megaface_proxy, heldout  # noqa: F401  (protocols)
 
 __all__ = ["EvalOptions", "EvalSet", "Features", "Protocol", "get_eval_set", "get_protocol", "list_protocols",
            "parse_protocols", "register_eval_set", "register_protocol"]

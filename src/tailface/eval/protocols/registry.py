@@ -30,6 +30,7 @@ class EvalOptions:
     lfw: Path | None = None  # aligned LFW set (default: the prepared one)
     faces_root: Path | None = None  # real data root: BLUFR configuration, pairs.txt
     batch_size: int = 64
+    heldout: Callable[[], FaceSet] | None = None  # the held-out identities of a training set (tailface study)
 
 
 @dataclass(frozen=True)

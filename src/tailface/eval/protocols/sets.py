@@ -1,11 +1,12 @@
-"""The built-in evaluation sets: aligned LFW and the held-out synthetic identities."""
+"""The built-in evaluation sets: aligned LFW, the held-out synthetic identities, and the held-out
+identities of an experiment's own training data (``data.holdout``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tailface.data.faceset import FaceSet
-from tailface.errors import DataError
+from tailface.errors import ConfigError, DataError
 from tailface.eval.protocols.registry import EvalOptions, EvalSet, register_eval_set
 
 
@@ -30,5 +31,13 @@ def _synthetic(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
     return eval_faceset(image_size=image_size[0])
 
 
+def _heldout(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
+    if options.heldout is None:
+        raise ConfigError("protocol 'heldout' needs the experiment's data.holdout (the identities kept out of "
+                          "training); run it from an experiment config or `tailface study`")
+    return options.heldout()
+
+
 register_eval_set(EvalSet("lfw", _lfw, cache=True))
+register_eval_set(EvalSet("heldout", _heldout))
 register_eval_set(EvalSet("synthetic", _synthetic))
