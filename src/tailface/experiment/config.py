@@ -37,12 +37,18 @@ TAIL_INITS = ("random", "mean_of_head")
 BLOCKS = ("name", "data", "model", "head", "train", "eval", "pretrain", "method")
 
 
-def check_keys(block: Any, known, where: str) -> dict:
-    """``block`` as a dict ({} for None); ConfigError naming an unknown key and the known ones."""
+def as_mapping(block: Any, where: str) -> dict:
+    """``block`` as a dict ({} for None); ConfigError when it is not a mapping."""
     if block is None:
         return {}
     if not isinstance(block, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(block).__name__}")
+    return dict(block)
+
+
+def check_keys(block: Any, known, where: str) -> dict:
+    """``block`` as a dict ({} for None); ConfigError naming an unknown key and the known ones."""
+    block = as_mapping(block, where)
     unknown = sorted(set(block) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -94,7 +100,7 @@ class DataConfig:
             thresholds = GroupThresholds(**{k: int(v) for k, v in groups.items()})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.groups: {exc}") from None
-        options = check_keys(block.get("options"), block.get("options") or {}, f"{where}.options")
+        options = as_mapping(block.get("options"), f"{where}.options")
         sample = check_keys(block.get("sample"), ("kind", "identities", "images", "seed"), f"{where}.sample")
         if sample:
             if sample.get("kind") not in ("uniform", "long-tail"):
@@ -179,7 +185,7 @@ class ModelConfig:
     def from_block(cls, block, where: str = "model") -> ModelConfig:
         from tailface.models import list_models
 
-        block = dict(check_keys(block, block or {}, where)) if block is not None else {"name": "small"}
+        block = as_mapping(block, where) if block is not None else {"name": "small"}
         name = block.pop("name", None)
         if name not in list_models():
             raise ConfigError(f"{where}.name: unknown model {name!r}; known: {', '.join(list_models())}")
