@@ -11,8 +11,10 @@ from tailface.errors import ConfigError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a checkpoint or a features file",
-        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy) on a trained "
-                    "checkpoint (features extracted with flip fusion, LFW features cached in OUT) or "
+        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy, heldout, and "
+                    "bin:PATH or PATH.bin for an InsightFace verification .bin) on a model file, a "
+                    "checkpoint (.pt) or an ONNX model (.onnx) (features extracted with flip fusion, LFW "
+                    "features cached in OUT), or "
                     "on a features .npz; prints a table and writes OUT/metrics.json and plots. The "
                     "LFW protocols need the aligned LFW set from `tailface prepare lfw`.")
     p.add_argument("checkpoint", nargs="?", type=Path, metavar="model", help=MODEL_HELP)

@@ -37,6 +37,7 @@ class ExportResult:
     path: Path
     metadata: dict[str, str]
     max_abs_diff: float | None  # onnxruntime vs PyTorch on a check batch (None: not checked)
+    max_abs_value: float | None = None  # largest |feature| of that batch (the scale of the difference)
 
 
 def require_export_packages(exporter: str) -> None:
@@ -148,13 +149,13 @@ def export_onnx(checkpoint, out, *, flip_fusion: bool = False, exporter: str = "
     finally:
         if tmp.exists():
             tmp.unlink()
-    diff = check_export(module, out, size) if check else None
-    return ExportResult(out, metadata, diff)
+    diff, scale = check_export(module, out, size) if check else (None, None)
+    return ExportResult(out, metadata, diff, scale)
 
 
-def check_export(module, path: Path, size: tuple[int, int], n: int = 3) -> float:
-    """Max abs difference of onnxruntime vs PyTorch outputs on ``n`` fixed pseudo-random images
-    (batch size ``n``, which also checks the dynamic batch axis)."""
+def check_export(module, path: Path, size: tuple[int, int], n: int = 3) -> tuple[float, float]:
+    """(max abs difference of onnxruntime vs PyTorch outputs, max abs PyTorch output) on ``n``
+    fixed pseudo-random noise images (batch size ``n``, which also checks the dynamic batch axis)."""
     import onnxruntime as ort
     import torch
 
@@ -165,4 +166,4 @@ def check_export(module, path: Path, size: tuple[int, int], n: int = 3) -> float
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     with torch.inference_mode():
         want = module(torch.from_numpy(x)).numpy()
-    return float(np.abs(got - want).max())
+    return float(np.abs(got - want).max()), float(np.abs(want).max())
