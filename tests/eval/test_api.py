@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tailface.cli.main import main as cli_main
 from tailface.errors import ConfigError, DataError
@@ -84,7 +85,7 @@ def _fake_features_module(monkeypatch, store):
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
-    def extract_features(model, faceset, image_size, batch_size, flip=True):
+    def extract_features(model, faceset, image_size, batch_size, flip=True, **kw):
         store.setdefault("extracted", []).append(len(faceset))
         rng = np.random.default_rng(0)
         return (np.eye(faceset.num_classes)[faceset.labels] * 3
@@ -116,7 +117,7 @@ def test_evaluate_checkpoint_extracts_lfw_once(tmp_path, monkeypatch):
 
     store = {}
     _fake_features_module(monkeypatch, store)
-    monkeypatch.setattr(ckpt, "load_model", lambda path: (object(), {"image_size": [16, 16]}))
+    monkeypatch.setattr(ckpt, "load_model", lambda path: (torch.nn.Identity(), {"image_size": [16, 16]}))
     checkpoint = tmp_path / "final.pt"
     checkpoint.write_bytes(b"x")
     with pytest.raises(DataError, match="tailface prepare lfw"):

@@ -1,4 +1,5 @@
-"""``tailface embed CHECKPOINT DATA OUT.npz``: features of every image of a dataset (flip fusion)."""
+"""``tailface embed MODEL DATA OUT.npz``: features of every image of a dataset (flip fusion); MODEL
+is a tailface checkpoint (.pt) or an ONNX model (.onnx), through :func:`tailface.eval.embedder.load_embedder`."""
 
 from __future__ import annotations
 
@@ -7,24 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
+from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, preprocessing_overrides
 from tailface.data.faceset import FaceSet
 from tailface.errors import DataError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "embed", help="extract features of a dataset with a trained checkpoint",
+        "embed", help="extract features of a dataset with a trained checkpoint or an ONNX model",
         description="Write OUT.npz with 'features' (N x E float32, flip fusion: f(x) + f(mirror x)), "
                     "'image_ids' (in the dataset's order) and 'labels' (when DATA has identities). "
                     "DATA is any dataset spec (see `tailface analyze --help`) or a plain folder of "
                     "images without identity sub-folders (images found recursively, sorted).")
-    p.add_argument("checkpoint", type=Path, help="checkpoint (.pt) written by `tailface train`")
+    p.add_argument("checkpoint", type=Path, metavar="model", help=MODEL_HELP)
     p.add_argument("data", help="dataset spec or plain image folder")
     p.add_argument("out", type=Path, help="output .npz")
     p.add_argument("--no-flip", action="store_true", help="features of the image only, no mirror")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_preprocessing_args(p)
     p.set_defaults(func=run)
 
 
@@ -67,15 +70,14 @@ class PlainImageFolder(FaceSet):
 
 
 def run(args) -> int:
-    from tailface.eval.features import extract_features, save_features
-    from tailface.train.checkpoint import load_model
+    from tailface.eval.embedder import load_embedder
+    from tailface.eval.features import save_features
 
-    model, meta = load_model(args.checkpoint)
-    size = meta.get("image_size") or 112
+    embedder = load_embedder(args.checkpoint, device=args.device, **preprocessing_overrides(args))
     faceset, labelled = open_embed_data(args.data)
-    feats = extract_features(model, faceset, size, batch_size=args.batch_size, flip=not args.no_flip,
-                             num_workers=args.num_workers, device=args.device)
+    feats = embedder.extract(faceset, batch_size=args.batch_size, flip=not args.no_flip,
+                             num_workers=args.num_workers)
     save_features(args.out, feats, faceset.image_ids, faceset.labels if labelled else None)
     print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} features"
-          f"{'' if labelled else ' (no labels: plain image folder)'}")
+          f"{'' if labelled else ' (no labels: plain image folder)'}; input {embedder.preprocessing.describe()}")
     return 0

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, preprocessing_overrides
 from tailface.errors import ConfigError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a checkpoint or a features file",
-        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy) on a trained "
-                    "checkpoint (features extracted with flip fusion, LFW features cached in OUT) or "
+        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy, heldout, and "
+                    "bin:PATH or PATH.bin for an InsightFace verification .bin) on a model file, a "
+                    "checkpoint (.pt) or an ONNX model (.onnx) (features extracted with flip fusion, LFW "
+                    "features cached in OUT), or "
                     "on a features .npz; prints a table and writes OUT/metrics.json and plots. The "
                     "LFW protocols need the aligned LFW set from `tailface prepare lfw`.")
-    p.add_argument("checkpoint", nargs="?", type=Path, help="checkpoint (.pt)")
+    p.add_argument("checkpoint", nargs="?", type=Path, metavar="model", help=MODEL_HELP)
     p.add_argument("--features", type=Path, help="features .npz instead of a checkpoint")
     p.add_argument("--protocols", default=None,
                    help="comma-separated (default: synthetic for a checkpoint, "
@@ -24,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--faces-root", type=Path, default=None, help="real data root (BLUFR config, pairs.txt)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-plots", action="store_true")
+    add_preprocessing_args(p)
     p.set_defaults(func=run)
 
 
@@ -31,13 +35,13 @@ def run(args) -> int:
     from tailface.eval.api import evaluate_checkpoint, evaluate_features
 
     if (args.checkpoint is None) == (args.features is None):
-        raise ConfigError("give either a CHECKPOINT or --features FILE.npz (exactly one)")
+        raise ConfigError("give either a MODEL (.pt or .onnx) or --features FILE.npz (exactly one)")
     if args.features is not None:
         evaluate_features(args.features, args.protocols or "blufr,lfw,megaface-proxy", args.out,
                           faces_root=args.faces_root, plots=not args.no_plots)
     else:
         evaluate_checkpoint(args.checkpoint, args.protocols or "synthetic", args.out, lfw=args.lfw,
                             faces_root=args.faces_root, batch_size=args.batch_size,
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, **preprocessing_overrides(args))
     print(f"wrote {args.out / 'metrics.json'}")
     return 0

@@ -1,4 +1,5 @@
-"""``tailface pack DATA OUT.rec``: any dataset spec -> an InsightFace-layout RecordIO pack."""
+"""``tailface pack DATA OUT.rec``: any dataset spec -> an InsightFace-layout RecordIO pack;
+``tailface pack DATA --bin OUT.bin``: the pairs of LFW's pairs.txt -> an InsightFace verification .bin."""
 
 from __future__ import annotations
 
@@ -15,10 +16,17 @@ def register(subparsers) -> None:
                     "celeba:IMAGE_DIR:IDENTITY_FILE, .rec, synthetic) into OUT.rec + OUT.idx in the "
                     "InsightFace layout, with classes.txt, image_ids.txt and property beside it. "
                     "JPEG and PNG images are copied byte for byte; others (and all with --reencode) "
-                    "are written as JPEG at --quality.",
+                    "are written as JPEG at --quality. With --bin OUT.bin instead of OUT.rec: an "
+                    "InsightFace verification .bin (pickled (images, issame_list), 2 images per pair) of "
+                    "the pairs in --pairs (default: LFW's pairs.txt under the real data root), the images "
+                    "taken from DATA by image id (e.g. the aligned LFW set of `tailface prepare lfw`).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="dataset spec")
-    p.add_argument("out", type=Path, help="output .rec (its .idx is written beside it)")
+    p.add_argument("out", type=Path, nargs="?", help="output .rec (its .idx is written beside it)")
+    p.add_argument("--bin", type=Path, default=None, metavar="OUT.bin",
+                   help="write a verification .bin of --pairs instead of a .rec")
+    p.add_argument("--pairs", type=Path, default=None,
+                   help="pairs file in LFW's pairs.txt format (default: <faces root>/lfw/pairs.txt)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of re-encoded images (default 95)")
     p.add_argument("--reencode", action="store_true",
                    help="re-encode every image as JPEG at --quality instead of copying stored JPEG/PNG bytes")
@@ -32,6 +40,10 @@ def run(args) -> int:
     from tailface.data.open import open_faceset
     from tailface.data.recordio import write_recordio
 
+    if (args.out is None) == (args.bin is None):
+        raise ConfigError("give either OUT.rec or --bin OUT.bin (exactly one)")
+    if args.bin is not None:
+        return run_bin(args)
     if args.out.suffix != ".rec":
         raise ConfigError(f"{args.out}: the output must end in .rec")
     if not 1 <= args.quality <= 100:
@@ -53,3 +65,18 @@ def run(args) -> int:
     print(f"wrote {result.path} (+ .idx): {result.num_images} images, {result.num_classes} classes")
     return 0
 
+
+
+def run_bin(args) -> int:
+    from tailface.data.open import open_faceset
+    from tailface.data.verification_bin import pack_pairs_bin
+    from tailface.eval.lfw_pairs import read_pairs
+
+    if args.bin.suffix != ".bin":
+        raise ConfigError(f"{args.bin}: the output must end in .bin")
+    pairs = read_pairs(args.pairs)
+    faceset = open_faceset(args.data)
+    path, n = pack_pairs_bin(faceset, pairs, args.bin, quality=args.quality)
+    print(f"wrote {path}: {n} pairs ({int(pairs.same.sum())} same), {2 * n} images from {faceset.source}, "
+          f"pairs from {pairs.source}")
+    return 0

@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from tailface.errors import ProtocolError
-from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, list_protocols, parse_protocols
+from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, parse_protocols, protocols_in
 
 
-def _cache_key(checkpoint: Path) -> str:
-    stat = checkpoint.stat()
-    text = f"{checkpoint.resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
+def _cache_key(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -34,7 +32,7 @@ def evaluate_protocols(features: Features, protocols, options: EvalOptions = Eva
 
 def summary_rows(metrics: dict) -> list[tuple[str, str, str]]:
     """``(protocol, metric, value in %)`` for every registered protocol present in ``metrics``."""
-    return [(name, metric, value) for name in list_protocols() if name in metrics
+    return [(name, metric, value) for name in protocols_in(metrics)
             for metric, value in get_protocol(name).summary(metrics[name])]
 
 
@@ -49,7 +47,7 @@ def format_table(metrics: dict) -> str:
 def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if plots:
-        metrics["plots"] = [str(path) for name in list_protocols() if name in metrics
+        metrics["plots"] = [str(path) for name in protocols_in(metrics)
                             for path in get_protocol(name).plots(metrics[name], out_dir)]
     tmp = out_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1))
@@ -70,37 +68,41 @@ def read_features(path) -> Features:
                     loaded.get("labels"), str(path))
 
 
-def _features_of_set(model, image_size: tuple[int, int], set_name: str, checkpoint: Path, out_dir: Path,
+def _features_of_set(embedder, set_name: str, key: str, out_dir: Path,
                      options: EvalOptions) -> tuple[Features, Path | None]:
-    from tailface.eval.features import extract_features, save_features
+    from tailface.eval.features import save_features
 
     eval_set = get_eval_set(set_name)
-    cache = out_dir / f"{set_name}_features_{_cache_key(checkpoint)}.npz" if eval_set.cache else None
+    cache = out_dir / f"{set_name}_features_{key}.npz" if eval_set.cache else None
     if cache is not None and cache.is_file():
         return read_features(cache), cache
-    faceset = eval_set.open(options, image_size)
-    feats = extract_features(model, faceset, image_size, options.batch_size, flip=True)
+    faceset = eval_set.open(options, embedder.image_size)
+    feats = embedder.extract(faceset, options.batch_size, flip=True)
     if cache is None:
-        return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), eval_set.name), None
+        return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(faceset.source)), None
     out_dir.mkdir(parents=True, exist_ok=True)
     save_features(cache, feats, faceset.image_ids, faceset.labels)
     return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(cache)), cache
 
 
 def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lfw=None,
-                        faces_root=None, batch_size: int = 64, plots: bool = True, heldout=None) -> dict:
-    """Evaluate a trained checkpoint; returns (and writes to ``out_dir/metrics.json``) the metrics."""
-    from tailface.train.checkpoint import checkpoint_image_size, load_model
+                        faces_root=None, batch_size: int = 64, plots: bool = True, heldout=None, *, size=None,
+                        mean=None, std=None, channel_order=None) -> dict:
+    """Evaluate a model file (a tailface ``.pt`` checkpoint or an ``.onnx`` model, through
+    :func:`tailface.eval.embedder.load_embedder`; ``size``, ``mean``, ``std``, ``channel_order``
+    override its preprocessing); returns (and writes to ``out_dir/metrics.json``) the metrics."""
+    from tailface.eval.embedder import embedder_key, load_embedder
 
     protocols = parse_protocols(protocols)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),
                           batch_size, heldout)
-    model, meta = load_model(checkpoint)
-    size = checkpoint_image_size(meta)
-    metrics: dict = {"checkpoint": str(checkpoint)}
+    overrides = {"size": size, "mean": mean, "std": std, "channel_order": channel_order}
+    embedder = load_embedder(checkpoint, **overrides)
+    key = _cache_key(embedder_key(checkpoint, **overrides))
+    metrics: dict = {"checkpoint": str(checkpoint), "preprocessing": embedder.preprocessing.describe()}
     for set_name in dict.fromkeys(get_protocol(p).eval_set for p in protocols):
-        features, cache = _features_of_set(model, size, set_name, checkpoint, out_dir, options)
+        features, cache = _features_of_set(embedder, set_name, key, out_dir, options)
         if cache is not None:
             metrics[f"{set_name}_features"] = str(cache)
         metrics.update(evaluate_protocols(features, [p for p in protocols if get_protocol(p).eval_set == set_name],

@@ -64,7 +64,7 @@ def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command:
             init_from_pretrained(model, head, pretrain.output, train_set.class_names, pre.tail_init)
 
     train = train_stage("train", out / "train", cfg.stage_train("train"), lambda: train_set, build, init, inputs,
-                        command)
+                        command, validation=cfg.eval.during_training)
     stages.append(train)
     if cfg.eval.protocols:
         stages.append(eval_stage("eval", train.output, out / "eval", cfg, command))

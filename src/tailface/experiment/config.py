@@ -212,21 +212,27 @@ class ModelConfig:
 class EvalConfig:
     protocols: tuple[str, ...] = ()
     batch_size: int = 64
+    during_training: Any = None  # validation during training: tailface.eval.during_training.DuringTraining
 
     @classmethod
     def from_block(cls, block, where: str = "eval") -> EvalConfig:
+        from tailface.eval.during_training import parse_during_training
         from tailface.eval.protocols import parse_protocols
 
-        block = check_keys(block, ("protocols", "batch_size"), where)
+        block = check_keys(block, ("protocols", "batch_size", "during_training"), where)
         protocols = block.get("protocols") or []
         try:
             protocols = parse_protocols(protocols) if protocols else []
         except ConfigError as exc:
             raise ConfigError(f"{where}.protocols: {exc}") from None
-        return cls(tuple(protocols), _positive_int(block.get("batch_size", 64), f"{where}.batch_size"))
+        return cls(tuple(protocols), _positive_int(block.get("batch_size", 64), f"{where}.batch_size"),
+                   parse_during_training(block.get("during_training"), f"{where}.during_training"))
 
     def to_block(self) -> dict:
-        return {"protocols": list(self.protocols), "batch_size": self.batch_size}
+        block = {"protocols": list(self.protocols), "batch_size": self.batch_size}
+        if self.during_training is not None:
+            block["during_training"] = self.during_training.to_block()
+        return block
 
 
 @dataclass(frozen=True)

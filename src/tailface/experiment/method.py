@@ -53,7 +53,8 @@ class MethodStages:
             train_stage("prototype", out / "prototype", cfg.stage_train("prototype"), self.prototype_set,
                         self.prototype_modules, inputs=(self.cluster_path,), command=self.command),
             train_stage("dispersion", out / "dispersion", cfg.stage_train("dispersion"), self.dispersion_set,
-                        self.dispersion_modules, inputs=(ckpt["prototype"],), command=self.command),
+                        self.dispersion_modules, inputs=(ckpt["prototype"],), command=self.command,
+                        validation=cfg.eval.during_training),
         ]
         if "abcd" in ckpt:
             stages.append(train_stage("abcd", out / "abcd", cfg.stage_train("abcd"), lambda: self.faceset,

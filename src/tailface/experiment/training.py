@@ -53,11 +53,12 @@ def new_head(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
 
 def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[], FaceSet],
                 build: Callable[[FaceSet], tuple[nn.Module, nn.Module]], init: Init | None = None,
-                inputs: tuple[Path, ...] = (), command: str = "run") -> Stage:
+                inputs: tuple[Path, ...] = (), command: str = "run", validation=None) -> Stage:
     """A stage that trains ``build(faceset)`` (model, head) with ``train`` into ``folder``
     (``final.pt`` marks it done). The torch RNG is seeded with ``train.seed`` before the modules are
     built, so a stage's initial weights do not depend on which stages ran before it in this
-    process. ``init(model, head)`` runs on a fresh start only (not when resuming)."""
+    process. ``init(model, head)`` runs on a fresh start only (not when resuming).
+    ``validation``: ``eval.during_training`` (validation on .bin sets during training) or None."""
     from tailface.train.trainer import fit
 
     def run() -> Path:
@@ -69,7 +70,10 @@ def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[
             init(model, head)
         say(name, f"{len(data)} images, {data.num_classes} classes, {train.epochs} epochs -> {folder} "
                   f"({'resuming from last.pt' if resuming else 'from the start'})", command)
-        return fit(model, head, data, train, folder, extra_meta={"stage": name})
+        from tailface.eval.during_training import validator_from_config  # eval.during_training
+
+        return fit(model, head, data, train, folder, extra_meta={"stage": name},
+                   validator=validator_from_config(validation))
 
     return Stage(name, folder / "final.pt", run, inputs)
 

@@ -7,10 +7,12 @@ import csv
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
 COLUMNS = ("epoch", "step", "lr", "loss", "acc", "images_per_s")
+VAL_COLUMNS = ("epoch", "step", "metric", "value")  # val.csv: one row per validation metric
 
 
 class RunningMean:
@@ -47,7 +49,10 @@ class RunningMean:
 class TrainLog:
     def __init__(self, out_dir: Path, resume_step: int = 0, tensorboard: bool = False):
         self.path = Path(out_dir) / "train.csv"
+        self.val_path = Path(out_dir) / "val.csv"
         self._keep_rows_up_to(resume_step)
+        _keep_rows(self.val_path, VAL_COLUMNS, resume_step)
+        self._val_file: TextIO | None = None
         new = not self.path.exists()
         self._file = open(self.path, "a", newline="")
         self._csv = csv.writer(self._file)
@@ -66,15 +71,23 @@ class TrainLog:
 
     def _keep_rows_up_to(self, step: int) -> None:
         """After a resume, drop rows logged past the checkpoint (they will be logged again)."""
-        if not self.path.exists():
-            return
-        with open(self.path, newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows or tuple(rows[0]) != COLUMNS:
-            rows = [list(COLUMNS)]
-        kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(COLUMNS) and int(r[1]) <= step]
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
+        _keep_rows(self.path, COLUMNS, step)
+
+    def write_validation(self, epoch: int, step: int, results: dict[str, float]) -> None:
+        """Rows ``epoch, step, metric, value`` in ``val.csv`` (created on first use), and
+        TensorBoard scalars ``val/<metric>``."""
+        if self._val_file is None:
+            new = not self.val_path.exists()
+            self._val_file = open(self.val_path, "a", newline="")
+            if new:
+                csv.writer(self._val_file).writerow(VAL_COLUMNS)
+        assert self._val_file is not None
+        writer = csv.writer(self._val_file)
+        for metric, value in results.items():
+            writer.writerow([epoch, step, metric, repr(float(value))])
+            if self._tb is not None:
+                self._tb.add_scalar(f"val/{metric}", value, step)
+        self._val_file.flush()
 
     def write(self, epoch: int, step: int, lr: float, loss: float, acc: float | None, images_per_s: float):
         self._csv.writerow([epoch, step, f"{lr:.8g}", repr(float(loss)),
@@ -89,8 +102,23 @@ class TrainLog:
 
     def close(self) -> None:
         self._file.close()
+        if self._val_file is not None:
+            self._val_file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _keep_rows(path: Path, columns: tuple[str, ...], step: int) -> None:
+    """Keep the header and the rows of the CSV at ``path`` logged at steps <= ``step``."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(rows[0]) != columns:
+        rows = [list(columns)]
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(columns) and int(r[1]) <= step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
 
 
 def read_log(path: str | Path) -> list[dict]:

@@ -109,7 +109,7 @@ def image_size_for(cfg: TrainConfig, model_spec: dict | None) -> tuple[int, int]
 
 def fit(model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, out_dir,
         sampler=None, model_spec: dict | None = None, head_spec: dict | None = None,
-        extra_meta: dict | None = None) -> Path:
+        extra_meta: dict | None = None, validator=None) -> Path:
     """Train ``model`` + ``head`` on ``faceset``; returns ``out_dir/final.pt``.
 
     ``out_dir/last.pt`` (written atomically every ``cfg.checkpoint_every`` steps and at each epoch
@@ -117,12 +117,16 @@ def fit(model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, o
     included, and reproduces the uninterrupted run step for step (CPU, same threads).
     ``model_spec`` (``{"name", "kwargs"}`` for ``create_model``) defaults to the model's
     ``tailface_spec`` attribute (set by :func:`tailface.train.checkpoint.build_model`).
+    ``validator`` (optional): a callable ``validator(model, step, image_size=, device=) -> {metric:
+    value}`` with an int attribute ``every``; it runs on the main process every ``every`` steps and
+    after the last step, its results go to ``val.csv`` (and TensorBoard); e.g.
+    :func:`tailface.eval.during_training.make_validator`.
     """
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     info = ddp.init_distributed(device.type == "cuda")
     try:
         trainer = Trainer(model, head, faceset, cfg, Path(out_dir), device, info, sampler,
-                          model_spec or spec_of(model), head_spec or spec_of(head), extra_meta)
+                          model_spec or spec_of(model), head_spec or spec_of(head), extra_meta, validator)
         return trainer.run()
     finally:
         ddp.shutdown(info)
@@ -134,8 +138,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module, head: nn.Module, faceset: FaceSet, cfg: TrainConfig, out_dir: Path,
                  device: torch.device, info: ddp.DistInfo, sampler=None, model_spec: dict | None = None,
-                 head_spec: dict | None = None, extra_meta: dict | None = None):
+                 head_spec: dict | None = None, extra_meta: dict | None = None, validator=None):
         self.model, self.head, self.faceset, self.cfg, self.out_dir = model, head, faceset, cfg, out_dir
+        self.validator = validator
         self.device, self.info = device, info
         self.use_amp = cfg.amp and device.type == "cuda"
         if info.is_main:
@@ -254,6 +259,15 @@ class Trainer:
         bar.update(window.steps)
         window.reset()
 
+    def validate(self, log: TrainLog | None) -> None:
+        """Run the validator on the main process (the backbone alone, in eval mode) and log it."""
+        if self.validator is None or not self.info.is_main:
+            return
+        results = self.validator(self.model, self.state.global_step, image_size=self.image_size, device=self.device)
+        if log is not None:
+            log.write_validation(self.state.epoch, self.state.global_step, results)
+        self.say(f"step {self.state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
     def run(self) -> Path:
         cfg, state = self.cfg, self.state
         joint: nn.Module = _Joint(self.model, self.head)
@@ -292,6 +306,9 @@ class Trainer:
                     end_of_epoch = state.step_in_epoch == num_batches
                     if state.global_step % cfg.log_every == 0 or end_of_epoch or stopped:
                         self.write_log_row(window, log, bar, lr)
+                    if self.validator is not None and (state.global_step % self.validator.every == 0 or stopped
+                                                       or (end_of_epoch and state.epoch == cfg.epochs - 1)):
+                        self.validate(log)
                     if end_of_epoch or stopped:
                         break
                     if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:

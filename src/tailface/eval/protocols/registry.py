@@ -11,6 +11,11 @@ protocols on one set share one feature extraction. Registering a protocol::
 with ``my_evaluate(features: Features, options: EvalOptions) -> dict`` (JSON-able; stored
 under ``metrics[name]``), ``my_rows(result) -> [(metric, value text in %)]`` and
 ``my_plots(result, out_dir) -> [paths]``. docs/architecture.md has a worked example.
+
+A protocol *family* is named by a pattern rather than one name: ``register_protocol_family(
+matches, make)`` where ``matches(name)`` tells whether ``name`` belongs to it (e.g. a path ending in
+``.bin``) and ``make(name) -> Protocol`` builds the protocol, and registers its evaluation set,
+the first time the name is used (``eval/protocols/verification_bin.py``: ``bin:PATH`` / ``PATH.bin``).
 """
 
 from __future__ import annotations
@@ -65,6 +70,27 @@ class Protocol:
 
 _PROTOCOLS: dict[str, Protocol] = {}
 _SETS: dict[str, EvalSet] = {}
+_FAMILIES: list[tuple[Callable[[str], bool], Callable[[str], Protocol], str]] = []
+_MADE: dict[str, Protocol] = {}  # protocols made by a family, by the name they were asked for
+
+
+def register_protocol_family(matches: Callable[[str], bool], make: Callable[[str], Protocol],
+                             syntax: str) -> None:
+    """Protocols named by a pattern (``syntax`` is its description for error messages)."""
+    _FAMILIES.append((matches, make, syntax))
+
+
+def _family_protocol(name: str) -> Protocol | None:
+    if name in _MADE:
+        return _MADE[name]
+    for matches, make, _ in _FAMILIES:
+        if matches(name):
+            protocol = make(name)
+            if protocol.eval_set not in _SETS:
+                raise ValueError(f"protocol {name!r}: its evaluation set {protocol.eval_set!r} is not registered")
+            _MADE[name] = _MADE[protocol.name] = protocol
+            return protocol
+    return None
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
@@ -82,11 +108,19 @@ def register_eval_set(eval_set: EvalSet) -> EvalSet:
 
 
 def list_protocols() -> list[str]:
+    """The registered protocol names (not those of families, which are made on use)."""
     return list(_PROTOCOLS)
 
 
+def protocols_in(metrics: dict) -> list[str]:
+    """The protocols with a result in ``metrics``: registered ones in registry order, then
+    family ones (``bin:...``) in the order of ``metrics``."""
+    return [n for n in _PROTOCOLS if n in metrics] + [n for n in metrics if n not in _PROTOCOLS and n in _MADE]
+
+
 def get_protocol(name: str) -> Protocol:
-    return _PROTOCOLS[parse_protocols([name])[0]]
+    name = parse_protocols([name])[0]
+    return _PROTOCOLS.get(name) or _MADE[name]
 
 
 def get_eval_set(name: str) -> EvalSet:
@@ -94,12 +128,15 @@ def get_eval_set(name: str) -> EvalSet:
 
 
 def parse_protocols(protocols) -> list[str]:
-    """A comma-separated string or a list -> the protocol names, checked against the registry."""
+    """A comma-separated string or a list -> the protocol names, checked against the registry
+    (a family's names in their canonical form, e.g. ``data/lfw.bin`` -> ``bin:data/lfw.bin``)."""
     if isinstance(protocols, str):
         protocols = [p.strip() for p in protocols.split(",") if p.strip()]
-    protocols = list(protocols or [])
-    unknown = [p for p in protocols if p not in _PROTOCOLS]
+    protocols = [str(p) for p in protocols or []]
+    unknown = [p for p in protocols if p not in _PROTOCOLS and _family_protocol(p) is None]
+    protocols = [p if p in _PROTOCOLS or p in unknown else _MADE[p].name for p in protocols]  # canonical names
     if unknown or not protocols:
+        families = "".join(f", {syntax}" for _, _, syntax in _FAMILIES)
         raise ConfigError(f"unknown or no evaluation protocols {unknown or protocols}; "
-                          f"choose among {', '.join(_PROTOCOLS)}")
+                          f"choose among {', '.join(_PROTOCOLS)}{families}")
     return protocols

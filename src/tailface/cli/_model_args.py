@@ -1,0 +1,27 @@
+"""Command-line options shared by the commands that take a model file (``embed``, ``eval``):
+``--input-size``, ``--mean``, ``--std``, ``--bgr`` override the preprocessing that a ``.pt``
+checkpoint or an ``.onnx`` model's metadata gives (see :mod:`tailface.eval.embedder`)."""
+
+from __future__ import annotations
+
+MODEL_HELP = ("model file: a tailface checkpoint (.pt) or an ONNX face model (.onnx; its preprocessing from "
+              "the tailface metadata of `tailface export`, or from --input-size/--mean/--std/--bgr)")
+
+
+def add_preprocessing_args(p) -> None:
+    g = p.add_argument_group("preprocessing (override the model file's; needed for a foreign .onnx without "
+                             "tailface metadata)")
+    g.add_argument("--input-size", default=None, metavar="N|H,W", help="input image size (bilinear resize)")
+    g.add_argument("--mean", default=None, metavar="M|R,G,B",
+                   help="subtracted from 0-255 pixels, per channel in the model's order (tailface: 127.5)")
+    g.add_argument("--std", default=None, metavar="S|R,G,B",
+                   help="divisor after the mean (tailface: 128; InsightFace models: 127.5)")
+    order = g.add_mutually_exclusive_group()
+    order.add_argument("--bgr", dest="channel_order", action="store_const", const="BGR", default=None,
+                       help="the model takes BGR channels")
+    order.add_argument("--rgb", dest="channel_order", action="store_const", const="RGB",
+                       help="the model takes RGB channels (the default of models without metadata)")
+
+
+def preprocessing_overrides(args) -> dict:
+    return {"size": args.input_size, "mean": args.mean, "std": args.std, "channel_order": args.channel_order}
