@@ -45,13 +45,15 @@ class MethodStages:
         cfg, out, ckpt = self.cfg, self.out, self.ckpt
         stages = [
             train_stage("base", out / "base", cfg.stage_train("base"), self.base_set,
-                        lambda data: (new_model(cfg), new_head(cfg, data.num_classes)), command=self.command),
+                        lambda data: (new_model(cfg), new_head(cfg, data.num_classes)), command=self.command,
+                        validation=cfg.eval.during_training),
         ] if self.method.trains_base else []
         stages += [
             Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True),
             Stage("cluster", self.cluster_path, self.cluster, (self.features_path,), main_only=True),
             train_stage("prototype", out / "prototype", cfg.stage_train("prototype"), self.prototype_set,
-                        self.prototype_modules, inputs=(self.cluster_path,), command=self.command),
+                        self.prototype_modules, inputs=(self.cluster_path,), command=self.command,
+                        validation=cfg.eval.during_training),
             train_stage("dispersion", out / "dispersion", cfg.stage_train("dispersion"), self.dispersion_set,
                         self.dispersion_modules, inputs=(ckpt["prototype"],), command=self.command,
                         validation=cfg.eval.during_training),
@@ -59,7 +61,7 @@ class MethodStages:
         if "abcd" in ckpt:
             stages.append(train_stage("abcd", out / "abcd", cfg.stage_train("abcd"), lambda: self.faceset,
                                       lambda data: (new_model(cfg), new_head(cfg, data.num_classes)),
-                                      command=self.command))
+                                      command=self.command, validation=cfg.eval.during_training))
         models = self.evaluated_models()
         if cfg.eval.protocols:
             stages += [eval_stage(f"eval {name}", path, out / "eval" / name, cfg, self.command)
@@ -124,15 +126,16 @@ class MethodStages:
     # -- the stages that do not train --------------------------------------------------------------
 
     def extract_tail_features(self) -> None:
-        from tailface.eval.features import extract_features, save_features
-        from tailface.train.checkpoint import checkpoint_image_size, load_model
+        """Step I's input: features of every tail image by the base model (a tailface checkpoint or
+        any ONNX face model, through :func:`tailface.eval.embedder.load_embedder`)."""
+        from tailface.eval.embedder import load_embedder
+        from tailface.eval.features import save_features
 
         tail_images = np.flatnonzero(np.isin(self.faceset.labels, self.part.tail))
         tail_set = self.faceset.subset(tail_images, relabel=False)
-        say("features", f"{len(tail_set)} tail images through the base model", self.command)
-        model, meta = load_model(self.ckpt["base"])
-        feats = extract_features(model, tail_set, checkpoint_image_size(meta),
-                                 batch_size=self.method.feature_batch_size)
+        embedder = load_embedder(self.ckpt["base"], **self.method.base_input)
+        say("features", f"{len(tail_set)} tail images through the base model ({embedder.describe()})", self.command)
+        feats = embedder.extract(tail_set, batch_size=self.method.feature_batch_size)
         save_features(self.features_path, feats, tail_set.image_ids, tail_set.labels)
 
     def cluster(self) -> None:

@@ -4,7 +4,9 @@
 
     base: ab                  # the base model that drives the clustering: ab (train it on the head
                               # classes, the paper's choice), abcd (train it on every class), or the
-                              # path of a trained checkpoint (no base stage; evaluated as "base")
+                              # path of a model file: a tailface checkpoint (.pt) or any ONNX face
+                              # model (.onnx); no base stage then, and it is evaluated as "base"
+    base_input: {}            # preprocessing of a foreign ONNX base: {size, mean, std, channel_order}
     base_epochs: 10           # base model (= the AB baseline's budget); default train.epochs
     budget: 10                # prototype + dispersion epochs; default train.epochs
     prototype_epochs: null    # default round(0.4 * budget) (paper 40 of 100)
@@ -46,6 +48,7 @@ BASES = ("ab", "abcd")
 @dataclass
 class MethodConfig:
     base: str = "ab"
+    base_input: dict = field(default_factory=dict)
     base_epochs: int | None = None
     budget: int | None = None
     prototype_epochs: int | None = None
@@ -91,6 +94,10 @@ class MethodConfig:
             bad(f"base must be ab, abcd or the path of a checkpoint, got {self.base!r}")
         if self.base not in BASES and not Path(self.base).is_file():
             bad(f"base: {self.base}: not ab or abcd, and no such checkpoint file")
+        if not isinstance(self.base_input, dict) or set(self.base_input) - {"size", "mean", "std", "channel_order"}:
+            bad(f"base_input must be a mapping of size, mean, std, channel_order; got {self.base_input!r}")
+        if self.base_input and self.trains_base:
+            bad("base_input is the preprocessing of a base model file; it does not apply to base: ab | abcd")
         if not (isinstance(self.num_super_factor, (int, float)) and not isinstance(self.num_super_factor, bool)
                 and self.num_super_factor > 0):
             bad(f"num_super_factor must be a positive number, got {self.num_super_factor!r}")
