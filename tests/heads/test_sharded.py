@@ -360,3 +360,13 @@ def test_initial_rows_do_not_depend_on_the_plan():
     parts = torch.cat([init_rows(plan.classes(r), D) for r in range(3)])
     torch.testing.assert_close(parts, full, rtol=0, atol=0)
     assert not torch.equal(init_rows(np.arange(10), D, seed=1), full[:10])
+
+
+def test_dispersion_head_from_prototype_matches_unsharded():
+    from tailface.heads.sharded_dispersion import create_sharded_dispersion_head
+    from tailface.method.dispersion import create_dispersion_head
+
+    proto = torch.randn(NUM_HEAD + SUPER_OF_TAIL.max() + 1, D, dtype=torch.float64)
+    ours = create_sharded_dispersion_head(D, NUM_HEAD, SUPER_OF_TAIL, prototype_weight=proto).double()
+    ref = create_dispersion_head(D, NUM_HEAD, SUPER_OF_TAIL, prototype_weight=proto).double()
+    torch.testing.assert_close(gather_full_weight(ours), ref.weight.detach(), rtol=0, atol=0)
