@@ -166,6 +166,7 @@ def _rank(rank, world, init_file, out_file, ckpt_file):
                 results["checkpoint"] = dict(saved=ckpt, round_trip=round_trip, resumed=resumed)
         if rank == 0:
             torch.save(results, out_file)
+        dist.barrier()  # leave together: a peer closing its connections early can abort gloo
     finally:
         dist.destroy_process_group()
 
