@@ -21,7 +21,10 @@ group the head is the world-size-1 case of the same code.
 Kinds: ``softmax`` (plain ``f . w`` logits, no bias, no normalisation: ``heads/softmax.py``),
 ``cosface`` and ``arcface`` (normalised, ``s * cos`` with the margin of ``heads/margins.py``; the
 rows are normalised by ``normalize_rows``, same values as ``F.normalize`` with a lighter backward).
-The dispersion head is in :mod:`tailface.heads.sharded_dispersion`.
+The dispersion head is in :mod:`tailface.heads.sharded_dispersion`. Computation runs in at least
+float32, also under autocast (as ``MarginHead``; the unsharded softmax head follows autocast).
+Every rank must call ``backward`` on the loss (the gather's backward is an all-reduce); to keep
+these collectives apart from DDP's, the head may be given its own ``group``.
 
 Negative sampling (Partial FC, An et al. 2021), ``sample_rate`` in ``(0, 1]``, in training mode
 only: rank ``r`` keeps ``max(ceil(sample_rate * rows_r), P_r)`` of its rows, where ``P_r`` is
