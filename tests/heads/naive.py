@@ -82,3 +82,49 @@ def range_terms(x, y, k, margin):
                 key=lambda d: d.item())
     inter = torch.clamp(margin - d_min, min=0.0)
     return intra, inter
+
+
+def dispersion_loss(x, w, y, num_head, super_of_tail, margin="none", s=64.0, m=0.5, mode="sample",
+                    renormalize_phi=False, kept=None):
+    """Eqs. 6-8 literally, one denominator per sample, over the classes in ``kept`` (global class
+    ids; None: all). A super class takes part when its members are kept (all or none are)."""
+    n_tail = len(super_of_tail)
+    kept = set(range(num_head + n_tail)) if kept is None else {int(c) for c in kept}
+    if margin != "none":
+        x = torch.stack([x[i] / torch.sqrt(torch.dot(x[i], x[i])) for i in range(x.shape[0])])
+        w = torch.stack([w[j] / torch.sqrt(torch.dot(w[j], w[j])) for j in range(w.shape[0])])
+    supers = sorted({int(g) for g in super_of_tail})
+    members = {g: [num_head + i for i in range(n_tail) if int(super_of_tail[i]) == g] for g in supers}
+    live = [g for g in supers if members[g][0] in kept]
+    phi = {}
+    for g in live:
+        phi[g] = sum(w[r] for r in members[g]) / len(members[g])
+        if renormalize_phi:
+            phi[g] = phi[g] / torch.sqrt(torch.dot(phi[g], phi[g]))
+
+    def logit(value, is_target):
+        if margin == "none":
+            return value
+        return s * (target_cos(value, margin, m) if is_target else value)
+
+    def super_of(k):
+        return int(super_of_tail[k - num_head])
+
+    active = {super_of(int(k)) for k in y if int(k) >= num_head}
+    losses = []
+    for j in range(x.shape[0]):
+        k = int(y[j])
+        dispersed = ({super_of(k)} if k >= num_head else set()) if mode == "sample" else active
+        row = []
+        for i in range(num_head):
+            if i in kept:
+                row.append(logit(torch.dot(w[i], x[j]), i == k))
+        for g in live:
+            if g in dispersed:
+                row.extend(logit(torch.dot(w[r], x[j]), r == k) for r in members[g])
+            else:
+                row.append(logit(torch.dot(phi[g], x[j]), False))
+        target = logit(torch.dot(w[k], x[j]), True)
+        top = max(v.item() for v in row)
+        losses.append(top + torch.log(sum(torch.exp(v - top) for v in row)) - target)
+    return sum(losses) / len(losses)
