@@ -21,15 +21,23 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tests.heads import naive
 
 from tailface.heads.margin_head import MarginHead
+from tailface.heads.margins import Margin
 from tailface.heads.shard_plan import ShardPlan
-from tailface.heads.sharded import (ShardedMarginHead, gather_full_rows, gather_full_weight, kept_count,
-                                    load_full_weight, sample_units, shard_full_rows)
+from tailface.heads.sharded import (
+    ShardedMarginHead,
+    gather_full_rows,
+    gather_full_weight,
+    kept_count,
+    load_full_weight,
+    sample_units,
+    shard_full_rows,
+)
 from tailface.heads.sharded_dispersion import ShardedDispersionHead
 from tailface.heads.softmax import SoftmaxHead
 from tailface.method.dispersion import DispersionHead
-from tests.heads import naive
 
 D, B, C = 6, 13, 23
 NUM_HEAD = 7
@@ -43,11 +51,11 @@ SPECS = {  # name: (family, head kwargs)
     "softmax": ("margin", dict(kind="softmax")),
     "cosface": ("margin", dict(kind="cosface", s=16.0, m=0.35)),
     "arcface": ("margin", dict(kind="arcface", s=16.0, m=0.5)),
-    "disp_sample": ("dispersion", dict(margin="none", mode="sample")),
-    "disp_batch": ("dispersion", dict(margin="none", mode="batch")),
-    "disp_sample_arcface_renorm": ("dispersion", dict(margin="arcface", scale=16.0, margin_value=0.3,
-                                                       mode="sample", renormalize_phi=True)),
-    "disp_batch_cosface": ("dispersion", dict(margin="cosface", scale=16.0, margin_value=0.3, mode="batch")),
+    "disp_sample": ("dispersion", dict(margin=Margin(), mode="sample")),
+    "disp_batch": ("dispersion", dict(margin=Margin(), mode="batch")),
+    "disp_sample_arcface_renorm": ("dispersion", dict(margin=Margin("arcface", 16.0, 0.3), mode="sample",
+                                                       renormalize_phi=True)),
+    "disp_batch_cosface": ("dispersion", dict(margin=Margin("cosface", 16.0, 0.3), mode="batch")),
 }
 # (spec, sample_rate, dtype)
 CASES = ([(name, 1.0, torch.float64) for name in SPECS] + [(name, RATE, torch.float64) for name in SPECS]
@@ -93,8 +101,9 @@ def reference(spec, kept=None):
         else:
             loss = naive.margin_head_loss(x, ws, ys, kw["kind"], kw["s"], kw["m"])
     else:
-        loss = naive.dispersion_loss(x, w, y, NUM_HEAD, SUPER_OF_TAIL, kw["margin"], kw.get("scale", 64.0),
-                                     kw.get("margin_value", 0.5), kw["mode"], kw.get("renormalize_phi", False),
+        margin = kw["margin"]
+        loss = naive.dispersion_loss(x, w, y, NUM_HEAD, SUPER_OF_TAIL, margin.kind, margin.scale,
+                                     margin.value, kw["mode"], kw.get("renormalize_phi", False),
                                      kept=kept)
     loss.backward()
     return loss.detach(), x.grad, w.grad

@@ -53,17 +53,18 @@ class ShardPlan:
 
     # construction ------------------------------------------------------------------------------
     @classmethod
-    def contiguous(cls, num_classes: int, world_size: int) -> "ShardPlan":
+    def contiguous(cls, num_classes: int, world_size: int) -> ShardPlan:
         num_classes, world_size = int(num_classes), int(world_size)
         if num_classes < 1 or world_size < 1:
-            raise ValueError(f"a shard plan needs num_classes >= 1 and world_size >= 1, got {num_classes}, {world_size}")
+            raise ValueError(f"a shard plan needs num_classes >= 1 and world_size >= 1, got {num_classes}, "
+                             f"{world_size}")
         base, extra = divmod(num_classes, world_size)
         rows = np.full(world_size, base, dtype=np.int64)
         rows[:extra] += 1
         return cls(num_classes, world_size, np.concatenate([[0], np.cumsum(rows)]))
 
     @classmethod
-    def dispersion(cls, num_head: int, super_of_tail, world_size: int) -> "ShardPlan":
+    def dispersion(cls, num_head: int, super_of_tail, world_size: int) -> ShardPlan:
         num_head, world_size = int(num_head), int(world_size)
         super_of_tail = np.asarray(super_of_tail, dtype=np.int64)
         if num_head < 0 or world_size < 1 or super_of_tail.ndim != 1 or len(super_of_tail) == 0:
@@ -85,14 +86,15 @@ class ShardPlan:
         head_start = np.concatenate([[0], np.cumsum(heads)])
         by_super = np.argsort(super_of_tail, kind="stable")  # tail indices grouped by super class
         starts = np.concatenate([[0], np.cumsum(sizes)])
-        order, bounds = [], [0]
+        pieces: list[np.ndarray] = []
+        bounds = [0]
         for r in range(world_size):
             mine = np.flatnonzero(super_rank == r)
             tails = [by_super[starts[g]:starts[g + 1]] for g in mine]
-            order.append(np.arange(head_start[r], head_start[r + 1]))
-            order.extend(num_head + t for t in tails)
+            pieces.append(np.arange(head_start[r], head_start[r + 1]))
+            pieces.extend(num_head + t for t in tails)
             bounds.append(bounds[-1] + int(heads[r]) + int(sizes[mine].sum()))
-        order = np.concatenate(order).astype(np.int64)
+        order = np.concatenate(pieces).astype(np.int64)
         return cls(num_head + len(super_of_tail), world_size, np.asarray(bounds, dtype=np.int64), order,
                    num_head, super_of_tail, super_rank)
 
@@ -105,14 +107,15 @@ class ShardPlan:
         return np.diff(self.bounds)
 
     @property
-    def position(self) -> np.ndarray | None:
-        """Storage position of every global class (inverse of ``order``)."""
+    def position(self) -> np.ndarray:
+        """Storage position of every global class (inverse of ``order``; the identity without one)."""
         if self.order is None:
-            return None
+            return np.arange(self.num_classes, dtype=np.int64)
         if self._position is None:
             pos = np.empty(self.num_classes, dtype=np.int64)
             pos[self.order] = np.arange(self.num_classes)
             object.__setattr__(self, "_position", pos)
+            return pos
         return self._position
 
     def classes(self, rank: int) -> np.ndarray:
@@ -125,7 +128,7 @@ class ShardPlan:
         classes = np.asarray(classes, dtype=np.int64)
         if classes.size and (classes.min() < 0 or classes.max() >= self.num_classes):
             raise ValueError(f"classes must lie in [0, {self.num_classes})")
-        pos = classes if self.order is None else self.position[classes]
+        pos = self.position[classes]
         rank = np.searchsorted(self.bounds, pos, side="right") - 1
         return rank, pos - self.bounds[rank]
 

@@ -269,15 +269,15 @@ class ShardedMarginHead(_ShardedBase):
                 self.last_kept = kept
                 col[owned] = np.searchsorted(kept, col[owned])
                 w = w.index_select(0, torch.from_numpy(kept).to(w.device))
-            col = torch.from_numpy(col).to(f.device)
+            cols = torch.from_numpy(col).to(f.device)
             if self.kind == "softmax":
                 logits = F.linear(f, w)
             else:
                 cos = F.linear(F.normalize(f, dim=1), normalize_rows(w))
-                logits = margin_logits(cos, col, self.kind, self.s, self.m, self.easy_margin)
-            is_owned = col >= 0
+                logits = margin_logits(cos, cols, self.kind, self.s, self.m, self.easy_margin)
+            is_owned = cols >= 0
             if logits.shape[1]:
-                target = logits.gather(1, col.clamp_min(0)[:, None]).squeeze(1)
+                target = logits.gather(1, cols.clamp_min(0)[:, None]).squeeze(1)
             else:
                 target = logits.new_zeros(logits.shape[0])
             loss = sharded_softmax_loss(logits, target, is_owned, self.group)
@@ -295,7 +295,7 @@ def gather_full_rows(head: _ShardedBase, local: torch.Tensor, dst: int | None = 
     if local.shape[0] != plan.rows(rank):
         raise ValueError(f"expected {plan.rows(rank)} local rows, got {local.shape[0]}")
     keep = dst is None or rank == dst
-    storage = local.new_empty((plan.num_classes,) + tuple(local.shape[1:])) if keep else None
+    storage = local.new_empty((plan.num_classes,) + tuple(local.shape[1:]))  # (filled on the keeping ranks)
     for r in range(plan.world_size):
         if plan.rows(r) == 0:
             continue
@@ -307,7 +307,9 @@ def gather_full_rows(head: _ShardedBase, local: torch.Tensor, dst: int | None = 
             dist.broadcast(buf, src=_global_rank(group, r), group=group)
         if keep:
             storage[plan.bounds[r]:plan.bounds[r + 1]] = buf
-    if not keep or plan.order is None:
+    if not keep:
+        return None
+    if plan.order is None:
         return storage
     full = torch.empty_like(storage)
     full[torch.from_numpy(plan.order).to(full.device)] = storage

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
-from tailface.heads.margins import MARGINS, target_margin
+from tailface.heads.margins import Margin, target_margin
 from tailface.heads.shard_plan import ShardPlan
 from tailface.heads.sharded import _ShardedBase, gather_batch, group_rank_and_size, sample_units, sharded_softmax_loss
 from tailface.method.dispersed_linear import dispersed_linear, normalize_rows
@@ -66,20 +66,19 @@ class ShardedDispersionHead(_ShardedBase):
     ``forward(local_features, local_labels, step=None) -> HeadOutput(loss, None, global_labels)``;
     labels as in ``DispersionHead``: head classes ``0 .. N_h - 1``, tail classes ``N_h + i``."""
 
-    def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: str = "none",
-                 scale: float = 64.0, margin_value: float = 0.5, mode: str = "sample",
-                 renormalize_phi: bool = False, easy_margin: bool = False, sample_rate: float = 1.0,
+    def __init__(self, embedding_size: int, num_head: int, super_of_tail, margin: Margin = Margin(),
+                 mode: str = "sample", renormalize_phi: bool = False, sample_rate: float = 1.0,
                  seed: int = 0, group=None, init_std: float = 0.01):
         super().__init__()
-        if margin not in MARGINS:
-            raise ValueError(f"unknown margin {margin!r}; known: {', '.join(MARGINS)}")
+        if not isinstance(margin, Margin):
+            raise ValueError(f"margin must be a tailface.heads.margins.Margin, got {margin!r}")
         if mode not in MODES:
             raise ValueError(f"unknown dispersion mode {mode!r}; known: {', '.join(MODES)}")
-        self.margin, self.scale, self.margin_value = margin, float(scale), float(margin_value)
-        self.mode, self.renormalize_phi, self.easy_margin = mode, bool(renormalize_phi), bool(easy_margin)
+        self.margin, self.mode, self.renormalize_phi = margin, mode, bool(renormalize_phi)
         rank, world = group_rank_and_size(group)
         plan = ShardPlan.dispersion(num_head, super_of_tail, world)
         self._setup(plan, rank, embedding_size, sample_rate, seed, group, init_std)
+        assert plan.num_head is not None and plan.super_of_tail is not None and plan.super_rank is not None
         self.num_head, self.num_tail = plan.num_head, len(plan.super_of_tail)
         self.num_super = len(plan.super_rank)
         self.local = plan.local_dispersion(rank)
@@ -87,8 +86,8 @@ class ShardedDispersionHead(_ShardedBase):
 
     def extra_repr(self) -> str:
         return (f"num_head={self.num_head}, num_tail={self.num_tail}, num_super={self.num_super}, margin="
-                f"{self.margin}, mode={self.mode}, rank={self.rank}/{self.world_size}, rows={self.weight.shape[0]}, "
-                f"local_super={self.local.num_super}, sample_rate={self.sample_rate}")
+                f"{self.margin.kind}, mode={self.mode}, rank={self.rank}/{self.world_size}, "
+                f"rows={self.weight.shape[0]}, local_super={self.local.num_super}, sample_rate={self.sample_rate}")
 
     def _kept_structure(self, kept_units: np.ndarray) -> _Structure:
         """Sub-structure of the kept units (local head rows and local super classes)."""
@@ -131,14 +130,16 @@ class ShardedDispersionHead(_ShardedBase):
             units = nh_local + self.local.num_super
             kept_units = sample_units(units, np.unique(unit), self.sample_rate, self.seed, step, self.rank)
             st = self._kept_structure(kept_units)
-            self.last_kept = st.rows
+            kept_rows = st.rows
+            assert kept_rows is not None  # a kept structure lists its rows
+            self.last_kept = kept_rows
             remap = np.full(self.plan.rows(self.rank), -1, dtype=np.int64)
-            remap[st.rows] = np.arange(len(st.rows))
+            remap[kept_rows] = np.arange(len(kept_rows))
             row = remap[row]
-            w = w.index_select(0, torch.from_numpy(st.rows).to(device))
+            w = w.index_select(0, torch.from_numpy(kept_rows).to(device))
         nh = st.num_head
         t = st.on(device)
-        if self.margin != "none":
+        if self.margin.normalized:
             f, w = F.normalize(f, dim=1), normalize_rows(w)
 
         is_head = row < nh
@@ -164,13 +165,13 @@ class ShardedDispersionHead(_ShardedBase):
             target_pair = tail_rows * len(active) + inverse
         target_slot = t["slot"][tail_class]
 
-        if self.margin != "none":
-            m = self.margin_value
-            head_target = target_margin(logits[head_rows, head_col], self.margin, m, self.easy_margin)
+        if self.margin.normalized:
+            kind, m, easy = self.margin.kind, self.margin.value, self.margin.easy_margin
+            head_target = target_margin(logits[head_rows, head_col], kind, m, easy)
             logits = logits.index_put((head_rows, head_col), head_target)
-            tail_target = target_margin(member_logits[target_pair, target_slot], self.margin, m, self.easy_margin)
+            tail_target = target_margin(member_logits[target_pair, target_slot], kind, m, easy)
             member_logits = member_logits.index_put((target_pair, target_slot), tail_target)
-            logits, member_logits = logits * self.scale, member_logits * self.scale
+            logits, member_logits = logits * self.margin.scale, member_logits * self.margin.scale
 
         mask = t["mask"][pair_super]
         dispersed = member_logits.masked_fill(~mask, float("-inf")).logsumexp(dim=1)

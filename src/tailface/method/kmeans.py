@@ -159,17 +159,17 @@ def kmeans(x: np.ndarray, k: int, init: str = "kmeans++", niter: int = 20, seed:
     if k == n:
         return KMeansResult(np.arange(n), x.copy(), 0.0)
     trials = default_trials(k) if trials is None else int(trials)
-    best = None
-    for run in range(restarts):
+    best = _kmeans_once(x, k, init, niter, seed, spherical, trials, block, tol)
+    for run in range(1, restarts):
         result = _kmeans_once(x, k, init, niter, seed + run, spherical, trials, block, tol)
-        if best is None or result.inertia < best.inertia:
+        if result.inertia < best.inertia:
             best = result
     return best
 
 
 def _kmeans_once(x, k, init, niter, seed, spherical, trials, block, tol, chunk: int = 2) -> KMeansResult:
     n, d = x.shape
-    centroids = None
+    centroids: np.ndarray | None = None
     if init == "kmeans++":
         seeds = kmeanspp_seeds(x, k, seed) if trials == 1 else greedy_kmeanspp_seeds(x, k, seed, trials, block)
         centroids = x[seeds]
@@ -179,13 +179,14 @@ def _kmeans_once(x, k, init, niter, seed, spherical, trials, block, tol, chunk: 
         km = faiss.Kmeans(d, k, niter=steps, seed=seed + done, spherical=spherical, min_points_per_centroid=1,
                           max_points_per_centroid=max(256, -(-n // k)), verbose=False)
         km.train(x, init_centroids=centroids)
+        assert km.centroids is not None and km.obj is not None  # set by train()
         centroids, done = km.centroids, done + steps
         obj = [last, *km.obj] if last is not None else list(km.obj)
         last = obj[-1]
         if tol is not None and len(obj) > 1 and obj[-2] - obj[-1] <= tol * abs(obj[-2]):
             break
     _, assign = km.index.search(x, 1)
-    assert km.centroids is not None  # set by train()
+    assert centroids is not None
     used, assignment = np.unique(assign.ravel(), return_inverse=True)
     centroids = centroids[used]
     return KMeansResult(assignment.astype(np.int64), centroids, inertia(x, centroids))
