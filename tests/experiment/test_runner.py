@@ -119,3 +119,26 @@ def test_derived_stages_are_redone_when_an_input_is_newer(tmp_path, capsys):
     run_stages([kept, stage])
     assert calls == ["made", "made"] and out.read_text() == "2"
     assert "tailface run: trained: done" in capsys.readouterr().err
+
+
+def test_method_base_can_be_an_onnx_model(tmp_path):
+    """``method.base: model.onnx``: Step I clusters with features of an external model file."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'tailface[onnx]')")
+    import numpy as np
+
+    from tailface.deploy.onnx_export import export_onnx
+    from tailface.eval.features import load_features
+
+    torch.set_num_threads(1)
+    full = tmp_path / "full"
+    run_experiment(ExperimentConfig.from_dict(TINY), full)
+    onnx_path = tmp_path / "base.onnx"
+    export_onnx(full / "base" / "final.pt", onnx_path)
+    doc = {**TINY, "method": {**TINY["method"], "base": str(onnx_path)}}
+    out = tmp_path / "onnx-base"
+    run_experiment(ExperimentConfig.from_dict(doc), out)
+    assert not (out / "base").exists()  # no base stage: the file is the base model
+    ours, theirs = load_features(out / "features" / "tail.npz"), load_features(full / "features" / "tail.npz")
+    assert ours["image_ids"] == theirs["image_ids"]
+    np.testing.assert_allclose(ours["features"], theirs["features"], rtol=1e-4, atol=1e-4)
+    assert (out / "dispersion" / "final.pt").is_file()
