@@ -34,12 +34,18 @@ def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, cl
         raise ConfigError(f"{pretrained}: pretrained classes not in the fine-tuning set (e.g. {missing[0]!r})")
     old_rows = ckpt["head"]["weight"]
     new_rows = torch.as_tensor([index[n] for n in old_names], dtype=torch.long)
-    weight = head.weight
+    from tailface.heads.sharded import gather_full_weight, load_full_weight
+    from tailface.train.sharded import ShardedHead
+
+    sharded = head if isinstance(head, ShardedHead) else None  # edit the whole classifier, keep this rank's rows
+    weight = gather_full_weight(sharded) if sharded is not None else head.weight
     assert isinstance(weight, torch.Tensor)
     with torch.no_grad():
         if tail_init == "mean_of_head":
             weight[:] = old_rows.mean(0).to(weight.dtype)
         weight[new_rows] = old_rows.to(weight.dtype)
+    if sharded is not None:
+        load_full_weight(sharded, weight)
 
 
 def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command: str = "train") -> list[Stage]:

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch.nn as nn
 
 from tailface.data.faceset import FaceSet
 from tailface.experiment.config import ExperimentConfig
@@ -117,10 +118,18 @@ class MethodStages:
 
         proto_weight = load_checkpoint(self.ckpt["prototype"])["head"]["weight"]
         assert self.cfg.head.margin is not None  # checked by ExperimentConfig.validate
-        head = create_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
-                                      self.aggregation().super_of_tail, prototype_weight=proto_weight,
-                                      margin=self.cfg.head.margin, mode=self.method.mode,
-                                      renormalize_phi=self.method.renormalize_phi)
+        kwargs = dict(prototype_weight=proto_weight, margin=self.cfg.head.margin, mode=self.method.mode,
+                      renormalize_phi=self.method.renormalize_phi)
+        head: nn.Module
+        if self.cfg.head.use_sharded(data.num_classes):  # this rank's rows of the dispersion head
+            from tailface.heads.sharded_dispersion import create_sharded_dispersion_head
+
+            head = create_sharded_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
+                                                  self.aggregation().super_of_tail, **kwargs,
+                                                  sample_rate=self.cfg.head.sample_rate, seed=self.cfg.seed)
+        else:
+            head = create_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
+                                          self.aggregation().super_of_tail, **kwargs)
         return _model_from(self.ckpt["prototype"]), head
 
     # -- the stages that do not train --------------------------------------------------------------

@@ -45,7 +45,14 @@ def new_model(cfg: ExperimentConfig) -> nn.Module:
 
 
 def new_head(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
+    """The ``head:`` block's head; its class-sharded version (this rank's rows, after the process
+    group is joined) when ``head.sharded`` says so (:meth:`HeadSpec.use_sharded`)."""
     try:
+        if cfg.head.use_sharded(num_classes):
+            from tailface.train.sharded import build_sharded_head
+
+            return build_sharded_head(cfg.head.name, cfg.model.embedding_size, num_classes, cfg.head.sample_rate,
+                                      cfg.seed, **cfg.head.kwargs)
         return build_head(cfg.head.name, cfg.model.embedding_size, num_classes, **cfg.head.kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"head {cfg.head.name!r}: {exc}") from None

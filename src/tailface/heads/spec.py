@@ -5,6 +5,13 @@
 margin heads (softmax, CosFace, ArcFace, any head registered with a margin) and None for the
 others (center loss, range loss). Heads are built from it by
 :func:`tailface.train.checkpoint.build_head` (which records the spec in checkpoints).
+
+Two keys of the block are not head arguments: ``sharded`` (``false``, the default; ``true``; or
+``auto``) and ``sample_rate`` (Partial FC negative sampling, ``(0, 1]``, default 1), which select
+the class-sharded heads (:mod:`tailface.heads.sharded`, softmax / CosFace / ArcFace and the
+method's dispersion head) under torchrun; see docs/training.md, "Sharded classifier".
+``sharded: auto`` shards from :data:`AUTO_MIN_CLASSES` (100,000) classes on
+when there is more than one rank, and whenever ``sample_rate < 1``.
 """
 
 from __future__ import annotations
@@ -19,11 +26,16 @@ from tailface.errors import ConfigError
 from tailface.heads.base import create_head, default_margin, list_heads
 from tailface.heads.margins import Margin
 
+AUTO_MIN_CLASSES = 100_000  # ``sharded: auto`` shards from this many classes on (with more than one rank)
+SHARDABLE_HEADS = ("softmax", "cosface", "arcface")  # (and the method's dispersion head)
+
 
 @dataclass(frozen=True)
 class HeadSpec:
     name: str = "softmax"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    sharded: bool | str = False  # true | false | "auto"
+    sample_rate: float = 1.0
 
     @classmethod
     def from_block(cls, block: dict | None, where: str = "head") -> HeadSpec:
@@ -33,7 +45,9 @@ class HeadSpec:
         name = block.pop("name")
         if name not in list_heads():
             raise ConfigError(f"{where}.name: unknown head {name!r}; known: {', '.join(list_heads())}")
-        spec = cls(name, block)
+        sharded, sample_rate = block.pop("sharded", False), block.pop("sample_rate", 1.0)
+        _check_sharding(name, sharded, sample_rate, where)
+        spec = cls(name, block, sharded, float(sample_rate))
         try:
             with torch.random.fork_rng(devices=[]):  # the head's own argument checks, RNG untouched
                 create_head(name, 4, 2, **block)
@@ -52,5 +66,33 @@ class HeadSpec:
                                    value=float(kw.get("m", default.value)),
                                    easy_margin=bool(kw.get("easy_margin", default.easy_margin)))
 
+    def use_sharded(self, num_classes: int) -> bool:
+        """Whether the head of ``num_classes`` classes is built sharded: ``sharded: true``; ``auto``
+        with ``sample_rate < 1`` (only the sharded heads sample) or, under a process group of more
+        than one rank, from :data:`AUTO_MIN_CLASSES` classes on; never for ``false``."""
+        if self.sharded == "auto":
+            from tailface.heads.sharded import group_rank_and_size
+
+            return self.sample_rate < 1.0 or (group_rank_and_size()[1] > 1 and num_classes >= AUTO_MIN_CLASSES)
+        return self.sharded is True
+
     def to_block(self) -> dict:
-        return {"name": self.name, **self.kwargs}
+        block = {"name": self.name, **self.kwargs}
+        if self.sharded is not False:
+            block["sharded"] = self.sharded
+        if self.sample_rate != 1.0:
+            block["sample_rate"] = self.sample_rate
+        return block
+
+
+def _check_sharding(name: str, sharded: Any, sample_rate: Any, where: str) -> None:
+    if sharded is not True and sharded is not False and sharded != "auto":
+        raise ConfigError(f"{where}.sharded must be true, false or auto, got {sharded!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) or not 0 < sample_rate <= 1:
+        raise ConfigError(f"{where}.sample_rate must be a number in (0, 1], got {sample_rate!r}")
+    if sharded is False and sample_rate < 1:
+        raise ConfigError(f"{where}.sample_rate < 1 (negative sampling) needs the sharded head: set "
+                          f"{where}.sharded to true or auto")
+    if sharded is not False and name not in SHARDABLE_HEADS:
+        raise ConfigError(f"{where}.sharded: head {name!r} has no sharded version (sharded heads: "
+                          f"{', '.join(SHARDABLE_HEADS)})")

@@ -25,6 +25,7 @@ from tailface.errors import ConfigError, TailfaceError
 from tailface.heads.base import HeadOutput
 from tailface.models import resolve_image_size
 from tailface.train import distributed as ddp
+from tailface.train import sharded as shd
 from tailface.train.checkpoint import load_checkpoint, save_atomic, spec_of
 from tailface.train.config import TrainConfig
 from tailface.train.log import RunningMean, TrainLog
@@ -149,7 +150,10 @@ class Trainer:
             torch.set_flush_denormal(True)  # margin heads hit denormals on CPU: ~2x slower without
         if cfg.amp and not self.use_amp:
             self.say("amp is for CUDA only; training in float32 on CPU")
+        self.sharded = shd.is_sharded(head)  # class-sharded head: this rank's rows only (train/sharded.py)
         num_classes = cast(torch.Tensor, head.weight).shape[0] if hasattr(head, "weight") else None
+        if self.sharded:
+            num_classes = cast(int, head.num_classes)
         if num_classes is not None and num_classes != faceset.num_classes:
             raise ConfigError(f"head has {num_classes} classes but {faceset.source} has {faceset.num_classes}")
         if cfg.batch_size % info.world_size:
@@ -189,25 +193,41 @@ class Trainer:
         ckpt = load_checkpoint(self.last_path)
         _check_compatible(ckpt["meta"], self.meta, self.last_path)
         self.model.load_state_dict(ckpt["model"])
-        self.head.load_state_dict(ckpt["head"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.sharded:  # the whole classifier and its momentum in class order, any world size
+            shd.load_head_state(cast(shd.ShardedHead, self.head), ckpt["head"], ckpt.get("sharded_head"))
+            shd.load_optimizer_state(self.optimizer, cast(shd.ShardedHead, self.head), ckpt["optimizer"])
+        else:
+            self.head.load_state_dict(ckpt["head"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state.load_state_dict(ckpt)
         set_rng_state(ckpt["rng"])
         self.say(f"resuming from {self.last_path} at epoch {self.state.epoch}, step {self.state.global_step}")
 
+    def head_state(self) -> tuple[dict | None, dict]:
+        """The head's checkpoint entries: ``(head state, extra keys)``; a sharded head's rows are
+        gathered whole in class order (every rank takes part; None on the other ranks)."""
+        if not self.sharded:
+            return self.head.state_dict(), {}
+        head = cast(shd.ShardedHead, self.head)
+        return shd.head_state(head), {"sharded_head": shd.sharding_state(head)}
+
     def save_last(self) -> None:
+        head, extra = self.head_state()
+        optimizer = (shd.optimizer_state(self.optimizer, cast(shd.ShardedHead, self.head)) if self.sharded
+                     else self.optimizer.state_dict())
         if self.info.is_main:
-            save_atomic({"model": self.model.state_dict(), "head": self.head.state_dict(),
-                         "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            save_atomic({"model": self.model.state_dict(), "head": head,
+                         "optimizer": optimizer, "schedule": self.schedule.state_dict(),
                          "scaler": self.scaler.state_dict(), **self.state.state_dict(), "rng": rng_state(),
-                         "meta": self.meta}, self.last_path)
+                         "meta": self.meta, **extra}, self.last_path)
 
     def save_final(self) -> Path:
         final_path = self.out_dir / "final.pt"
+        head, extra = self.head_state()
         if self.info.is_main:
-            save_atomic({"model": self.model.state_dict(), "head": self.head.state_dict(),
+            save_atomic({"model": self.model.state_dict(), "head": head, **extra,
                          "meta": {**self.meta, "epochs_done": self.state.epoch,
                                   "global_step": self.state.global_step}}, final_path)
             self.say(f"wrote {final_path} ({self.state.global_step} steps)")
@@ -238,9 +258,17 @@ class Trainer:
             out = joint(images, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
+        if self.sharded and self.info.enabled:  # DDP's mean of the ranks' shares -> their sum
+            shd.sum_replica_grads(self.model.parameters(), self.info.world_size)
+        if self.sharded and self.use_amp:
+            shd.share_nonfinite(cast(shd.ShardedHead, self.head))
         if self.cfg.clip_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
+            if self.sharded:  # the norm over the backbone and every rank's rows
+                shd.clip_grad_norm_(list(self.model.parameters()), cast(shd.ShardedHead, self.head),
+                                    self.cfg.clip_grad_norm)
+            else:
+                nn.utils.clip_grad_norm_(self.params, self.cfg.clip_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return out
@@ -271,7 +299,12 @@ class Trainer:
     def run(self) -> Path:
         cfg, state = self.cfg, self.state
         joint: nn.Module = _Joint(self.model, self.head)
-        if self.info.enabled:
+        if self.info.enabled and self.sharded:
+            # only the backbone in DDP (the head's rows differ per rank); see step() for its gradients
+            backbone = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            joint = _Joint(backbone, self.head)
+        elif self.info.enabled:
             joint = nn.parallel.DistributedDataParallel(
                 joint, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         joint.train()
