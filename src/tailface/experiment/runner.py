@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from tailface.atomic import write_text
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import is_main_process, run_stages
 
@@ -26,14 +27,17 @@ class RunResult:
     outputs: dict[str, Path]  # every stage's output
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run") -> RunResult:
+def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False) -> RunResult:
+    from tailface.provenance import claim_output_folder, write_environment
     from tailface.train import distributed as ddp
     from tailface.train.trainer import resolve_device
 
     out = Path(out_dir)
     if is_main_process():
+        claim_output_folder(out, cfg.to_dict(), force)  # one experiment per folder (issue 14)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_environment(out, cfg.data.train)  # what must match for a bit-identical rerun
     # one process group for every stage (re-initialising it between stages can hang under torchrun)
     device = resolve_device(cfg.stage_train(_first_stage(cfg)).device, int(os.environ.get("LOCAL_RANK", 0)))
     info = ddp.init_distributed(device.type == "cuda")
