@@ -62,7 +62,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
-        faults.point("tmp-written")
+        faults.point(f"tmp-written.{path.name}")
         os.replace(tmp, path)
     except OSError as exc:
         raise _failed(path, exc) from None

@@ -8,8 +8,9 @@ the named point. Points (each a call of :func:`point`):
 - ``stage.<name>``: a stage of :func:`tailface.experiment.stages.run_stages` is about to run
   (``stage.base``, ``stage.features``, ``stage.eval ours``, ...);
 - ``step.<stage>``: a training step of that stage has just finished (``step.base``, ``step.train``);
-- ``tmp-written``: an atomic write (:mod:`tailface.atomic`: checkpoints, features, super-class
-  maps, metrics) has written and fsynced its temporary file and is about to rename it;
+- ``tmp-written.<file name>``: an atomic write (:mod:`tailface.atomic`) of that file has written
+  and fsynced its temporary file and is about to rename it (``tmp-written.last.pt``,
+  ``tmp-written.final.pt``, ``tmp-written.tail.npz``, ``tmp-written.metrics.json``, ...);
 - ``features``: feature extraction has embedded one batch;
 - ``cluster``: clustering is about to run k-means on one group's class means.
 

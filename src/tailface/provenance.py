@@ -145,3 +145,16 @@ def claim_output_folder(out: Path, config: dict, force: bool = False) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def write_skipped(out: Path, faceset) -> Path | None:
+    """``out/skipped.txt``: the files a ``skip_bad`` / ``on_missing: skip`` data source left out
+    (``image id<TAB>reason`` lines); None when nothing was skipped."""
+    from tailface.atomic import write_text
+
+    skipped = list(getattr(faceset, "skipped", None) or [])
+    if not skipped:
+        return None
+    path = out / "skipped.txt"
+    write_text(path, "".join(f"{image_id}\t{why}\n" for image_id, why in skipped))
+    return path

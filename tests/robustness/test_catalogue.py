@@ -367,6 +367,18 @@ def test_skip_bad_leaves_bad_files_out_and_lists_them(tmp_path, capsys):
            f" {report.strip()!r}", tmp_path)
 
 
+def test_skip_bad_in_a_config_lists_the_skipped_files(tmp_path, capsys):
+    root = write_folder(tmp_path / "faces")
+    (root / "id1" / "2.png").write_bytes(b"")
+    cfg = tiny_train_config(tmp_path, str(root))
+    doc = yaml.safe_load(cfg.read_text())
+    doc["data"]["options"] = {"skip_bad": True}
+    code, err = run_row(["train", str(write_config(cfg, doc)), "--out", str(tmp_path / "o")], tmp_path, capsys)
+    assert code == 0, err
+    assert "1 bad files left out, listed in" in err
+    assert (tmp_path / "o" / "skipped.txt").read_text() == "id1/2.png\tempty (0 bytes)\n"
+
+
 def test_worker_error_reads_as_without_workers(tmp_path, trained, capsys):
     argv, _ = truncated_image(tmp_path, trained)
     without = [line for line in run_row(argv, tmp_path, capsys)[1].splitlines() if ": error: " in line]

@@ -20,18 +20,21 @@ from ._helpers import TINY_BASELINE, TINY_METHOD, assert_same_weights, cli
 METHOD_KILLS = [
     "step.base:2",          # base model, mid-epoch (last.pt holds step 1)
     "features:1",           # during the tail feature extraction
+    "tmp-written.tail.npz:1",  # the tail features' temporary file written, not renamed
     "cluster:1",            # during clustering
-    "tmp-written:2",        # prototype model, mid-epoch: last.pt's temporary file written, not renamed
+    "tmp-written.super_classes.json:1",  # the super-class map's temporary file written, not renamed
+    "tmp-written.last.pt:2",  # prototype, mid-epoch: last.pt (step 2) written to its temporary file, not renamed
     "step.dispersion:2",    # dispersion model, mid-epoch
+    "tmp-written.final.pt:1",  # dispersion model: final.pt's temporary file written, not renamed
     "features:1",           # during the evaluation's feature extraction
     "stage.norms:1",        # at the start of the row-norm stage
     "stage.report:1",       # at the start of the report
 ]
 BASELINE_KILLS = [
     "step.train:2",         # mid-epoch
-    "tmp-written:2",        # last.pt (step 3) written to its temporary file, not renamed
+    "tmp-written.last.pt:2",  # last.pt (step 3) written to its temporary file, not renamed
     "features:1",           # during the evaluation's feature extraction
-    "tmp-written:1",        # metrics.json written to its temporary file, not renamed
+    "tmp-written.metrics.json:1",  # metrics.json written to its temporary file, not renamed
 ]
 
 
@@ -91,3 +94,42 @@ def test_an_unset_or_unmatched_kill_point_costs_nothing(point, monkeypatch):
     faults.point("step.base")  # another point: returns
     monkeypatch.delenv(faults.ENV)
     faults.point("nowhere")
+
+
+def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
+    """``tailface reproduce``: a finished cell is skipped (not retrained, not re-evaluated), the
+    interrupted one resumes; every cell ends as in an uninterrupted invocation."""
+    from tailface.evidence import cells
+    from tailface.evidence.cells import Profile
+    from tailface.evidence.reproduce import reproduce
+
+    from ._helpers import TINY_DATA
+
+    profile_doc = {"family": "synthetic", "data": "synthetic",
+                   "overrides": {"data": {"options": TINY_DATA["options"]}, "model": TINY_METHOD["model"],
+                                 "train": {"max_steps": 2, "checkpoint_every": 1, "progress": False}}}
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("# tiny\n" + yaml.safe_dump(profile_doc))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reproduce(["table2"], Profile.load(str(profile)), 1, tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "killed"
+    args = ["reproduce", "table2", "--profile", str(profile), "--out", str(out)]
+    proc = cli(args, kill_at="step.train:3")  # the second cell, mid-epoch
+    assert proc.returncode == -signal.SIGKILL, f"rc {proc.returncode}\n{proc.stderr[-3000:]}"
+    first = {p: p.stat().st_mtime_ns for p in (out / "cells" / "softmax-A").rglob("*") if p.is_file()}
+    assert any(p.name == "metrics.json" for p in first)
+    proc = cli(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "softmax-A seed 0: done" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # the finished cell was not recomputed
+    for model in ("softmax-A", "ab", "softmax-ABC", "abcd"):
+        assert_same_weights(cells.final_checkpoint(tmp_path / "reference", model, 0),
+                            cells.final_checkpoint(out, model, 0))
+        a = json.loads(cells.metrics_path(tmp_path / "reference", model, 0).read_text())
+        b = json.loads(cells.metrics_path(out, model, 0).read_text())
+        assert a["synthetic"] == b["synthetic"], model
+    assert (out / "table2.md").is_file()

@@ -16,7 +16,7 @@ import yaml
 
 from tailface.atomic import write_text
 from tailface.experiment.config import ExperimentConfig
-from tailface.experiment.stages import is_main_process, run_stages
+from tailface.experiment.stages import is_main_process, run_stages, say
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class RunResult:
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False) -> RunResult:
-    from tailface.provenance import claim_output_folder, write_environment
+    from tailface.provenance import claim_output_folder, write_environment, write_skipped
     from tailface.train import distributed as ddp
     from tailface.train.trainer import resolve_device
 
@@ -43,6 +43,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: 
     info = ddp.init_distributed(device.type == "cuda")
     try:
         faceset = cfg.data.open()
+        if is_main_process() and (skipped := write_skipped(out, faceset)) is not None:
+            say("data", f"{len(faceset.skipped)} bad files left out, listed in {skipped}", command)
         if cfg.method is not None:
             from tailface.experiment.method import MethodStages
 
