@@ -76,6 +76,12 @@ def data_fingerprint(spec: str, previous: dict | None = None) -> dict:
 
 
 def environment(data_spec: str, previous: dict | None = None) -> dict:
+    """:func:`runtime` plus the training data's fingerprint."""
+    return {**runtime(), "data": data_fingerprint(data_spec, (previous or {}).get("data"))}
+
+
+def runtime() -> dict:
+    """Versions, CPU capability and threads: what a bit-identical rerun needs, data aside."""
     import numpy as np
     import torch
 
@@ -91,8 +97,7 @@ def environment(data_spec: str, previous: dict | None = None) -> dict:
             "tailface": tailface.__version__, "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "numpy": np.__version__, "faiss": faiss_version, "python": platform.python_version(),
-            "machine": platform.machine(), "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-            "data": data_fingerprint(data_spec, (previous or {}).get("data"))}
+            "machine": platform.machine(), "cuda": torch.version.cuda if torch.cuda.is_available() else None}
 
 
 def write_environment(out: Path, data_spec: str) -> Path:

@@ -502,3 +502,17 @@ def test_run_outputs_are_ignored_by_git():
     readme = (repo / "README.md").read_text()
     for output in ("runs/celeba_sizes.png", "runs/lfw_features.npz"):
         assert output in readme
+
+
+def test_metrics_record_what_a_bit_identical_rerun_needs(tmp_path, capsys):
+    x = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    f = features_file(tmp_path / "f.npz", PAIR_IDS, x)
+    (tmp_path / "root" / "lfw").mkdir(parents=True)
+    (tmp_path / "root" / "lfw" / "pairs.txt").write_text("2 1\nA 1 2\nA 1 C 1\nB 1 2\nB 2 C 2\n")
+    argv = ["eval", "--features", str(f), "--protocols", "lfw", "--faces-root", str(tmp_path / "root"),
+            "--out", str(tmp_path / "e"), "--no-plots"]
+    code, err = run_row(argv, tmp_path, capsys)
+    assert code == 0, err
+    env = json.loads((tmp_path / "e" / "metrics.json").read_text())["environment"]
+    assert env["torch"] == torch.__version__ and env["cpu_capability"] and env["threads"] >= 1
+    assert {"torch", "cpu_capability", "threads", "numpy", "faiss"} <= set(env["must_match_for_a_bit_identical_rerun"])

@@ -71,6 +71,9 @@ def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
     if plots:
         metrics["plots"] = [str(path) for name in list_protocols() if name in metrics
                             for path in get_protocol(name).plots(metrics[name], out_dir)]
+    from tailface.provenance import runtime
+
+    metrics["environment"] = runtime()  # what must match to reproduce these figures bit for bit
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # atomic: never read half-written
     print(format_table(metrics))
     return metrics
