@@ -15,3 +15,12 @@ class ConfigError(TailfaceError):
 
 class ProtocolError(TailfaceError):
     """Features or files do not match an evaluation protocol (order, size, values)."""
+
+
+class OutputError(TailfaceError):
+    """An output file could not be written (disk full, no permission). The previous version of the
+    file, if any, is left intact; the message names the file and says so."""
+
+
+class TrainingDiverged(TailfaceError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""

@@ -23,3 +23,13 @@ def read_yaml(path) -> dict:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of blocks, got {type(doc).__name__}")
     return doc
+
+
+def unknown_key(where: str, key, known) -> ConfigError:
+    """The error for an unknown key: the valid keys, and the closest one when there is one."""
+    import difflib
+
+    known = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{where}: unknown key {key!r}{hint} (valid keys: {', '.join(known)})")

@@ -15,6 +15,8 @@ def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop each training stage after this many steps")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     p.add_argument("--num-workers", type=int, default=None)
+    p.add_argument("--force", action="store_true",
+                   help="OUT holds a different experiment: delete its results first (default: refuse)")
     p.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
 
 
@@ -40,7 +42,7 @@ def run_from_args(args: argparse.Namespace, command: str) -> int:
                                    ("num_workers", args.num_workers)) if v is not None}
     cfg = ExperimentConfig.load(path).with_data(args.data).with_epochs(args.epochs).with_train(**overrides)
     out = args.out or Path("runs") / path.stem
-    result = run_experiment(cfg, out, command)
+    result = run_experiment(cfg, out, command, force=args.force)
     if is_main_process():
         print(f"final checkpoint: {result.final}")
         if result.report is not None:

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--protocols", default=None,
                    help="comma-separated (default: synthetic for a checkpoint, "
                         "blufr,lfw,megaface-proxy for a features file)")
-    p.add_argument("--out", type=Path, default=Path("eval"), help="output folder (default ./eval)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"),
+                   help="output folder (default runs/eval, ignored by git like every run output)")
     p.add_argument("--lfw", type=Path, default=None, help="aligned LFW set (default data/lfw)")
     p.add_argument("--faces-root", type=Path, default=None, help="real data root (BLUFR config, pairs.txt)")
     p.add_argument("--batch-size", type=int, default=64)

@@ -61,7 +61,11 @@ def run(args) -> int:
         print(f"  skipped {image_id}: {why}")
     n_skipped = len(skipped_files) + len(result.skipped)
     if n_skipped:
-        print(f"  skipped {n_skipped} bad images in all")
+        from tailface.atomic import write_text
+
+        report = args.out.with_name(args.out.stem + ".skipped.txt")
+        write_text(report, "".join(f"{image_id}\t{why}\n" for image_id, why in skipped_files + result.skipped))
+        print(f"  skipped {n_skipped} bad images in all, listed in {report}")
     print(f"wrote {result.path} (+ .idx): {result.num_images} images, {result.num_classes} classes")
     return 0
 

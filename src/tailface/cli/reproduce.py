@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# tailface.evidence.reproduce.NAMES (tests/robustness/test_messages.py checks they agree); not imported
+# here because it pulls in scipy.stats, 1-2 s at every start of the command line
+NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep")
+
 
 def register(subparsers) -> None:
-    from tailface.evidence.reproduce import NAMES
-
     p = subparsers.add_parser(
         "reproduce", help="reproduce the paper's tables and figures (mean +- std over seeds, verdicts)",
         description="Train every model a table or figure needs (one cell per model and seed, on the one runner: "

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                     "Deterministic by --seed.")
     p.add_argument("data", help="dataset spec")
     p.add_argument("out", type=Path, help="output .rec (its .idx is written beside it)")
-    p.add_argument("--groups", default="ABCD", help="groups to keep, e.g. AB (default ABCD)")
+    p.add_argument("--groups", default=None, help="groups to keep, e.g. AB (default ABCD)")
     p.add_argument("--identities", default="",
                    help="random identities per group, e.g. C=1800,D=5400 (others: all)")
     mode = p.add_mutually_exclusive_group()
@@ -44,6 +44,25 @@ def parse_identities(text: str) -> dict[str, int]:
     return out
 
 
+def check_flags(args) -> None:
+    """A flag that does not apply to the chosen mode is an error, never silently ignored."""
+    from tailface.errors import ConfigError
+
+    sampled = args.uniform or args.long_tail
+    mode = "--uniform" if args.uniform else "--long-tail" if args.long_tail else "a group composition"
+    given = {"--num-identities": args.num_identities is not None, "--num-images": args.num_images is not None,
+             "--max-per-class": args.max_per_class is not None, "--groups": args.groups is not None,
+             "--identities": bool(args.identities)}
+    applies = {"--num-identities": sampled, "--num-images": sampled, "--max-per-class": bool(args.long_tail),
+               "--groups": not sampled, "--identities": not sampled}
+    wrong = [flag for flag in given if given[flag] and not applies[flag]]
+    if wrong:
+        where = {"--num-identities": "--uniform or --long-tail", "--num-images": "--uniform or --long-tail",
+                 "--max-per-class": "--long-tail", "--groups": "a group composition (no --uniform/--long-tail)",
+                 "--identities": "a group composition (no --uniform/--long-tail)"}[wrong[0]]
+        raise ConfigError(f"{args.out}: {wrong[0]} does not apply to {mode}; it is used only with {where}")
+
+
 def run(args) -> int:
     from tailface.cli.analyze import parse_thresholds
     from tailface.data.analysis import format_table, group_table
@@ -58,6 +77,7 @@ def run(args) -> int:
     if others:
         raise ConfigError(f"{args.out.parent} already holds {others[0]}: packs keep classes.txt and "
                           f"image_ids.txt beside them, so write the subset to a folder of its own")
+    check_flags(args)
     thresholds = parse_thresholds(args.thresholds)
     faceset = open_faceset(args.data)
     labels = faceset.labels
@@ -70,7 +90,7 @@ def run(args) -> int:
             indices = long_tail_subset(labels, args.num_identities, args.num_images, seed=args.seed,
                                        max_per_class=args.max_per_class)
     else:
-        indices = composition_subset(labels, args.groups, parse_identities(args.identities),
+        indices = composition_subset(labels, args.groups or "ABCD", parse_identities(args.identities),
                                      thresholds, seed=args.seed)
     subset = faceset.subset(indices)
     print(f"subset of {faceset.source}: {len(subset):,} of {len(faceset):,} images, "

@@ -292,9 +292,17 @@ class RecordIOWriter:
     def close(self) -> None:
         if self._f.closed:
             return
+        self._f.flush()
+        os.fsync(self._f.fileno())
         self._f.close()
         with open(self._tmp_idx, "w", encoding="ascii") as f:
             f.writelines(f"{k}\t{o}\n" for k, o in self.index.items())
+            f.flush()
+            os.fsync(f.fileno())
+        # both files are complete and on disk; the old .idx goes first so that a kill between the
+        # two renames leaves a .rec without .idx (an error naming it), never a mismatched pair
+        if self.path_idx.exists():
+            self.path_idx.unlink()
         os.replace(self._tmp_rec, self.path_rec)
         os.replace(self._tmp_idx, self.path_idx)
 

@@ -55,7 +55,8 @@ class FileFaceSet(FaceSet):
             if not skip_bad:
                 examples = "; ".join(f"{p}: {why}" for _, p, why in bad[:_EXAMPLES])
                 raise DataError(f"{self.source}: {len(bad)} of {len(paths)} {what} files are missing "
-                                f"or empty (e.g. {examples}); pass skip_bad=True to leave them out")
+                                f"or empty (e.g. {examples}); to leave them out: tailface pack --skip-bad, or "
+                                f"data.options.skip_bad: true in an experiment config")
             keep[[i for i, _, _ in bad]] = False
             log.warning("%s: skipped %d of %d %s files (missing or empty), e.g. %s", self.source,
                         len(bad), len(paths), what, bad[0][1])
@@ -193,7 +194,8 @@ class IdentityFileFaceSet(FileFaceSet):
             if on_missing == "error":
                 raise DataError(f"{identity_file}: {len(absent)} of {listed} listed images are not in "
                                 f"{image_dir} (e.g. {', '.join(absent[:_EXAMPLES])}); "
-                                f"use on_missing='skip' to keep only the present ones")
+                                f"to keep only the present ones: the spec celeba:IMAGE_DIR:IDENTITY_FILE, or "
+                                f"data.options.on_missing: skip in an experiment config")
             log.warning("%s: %d of %d listed images are not in %s; using the %d present",
                         identity_file, len(absent), listed, image_dir, len(files))
         if not files:
@@ -224,6 +226,8 @@ def _parse_int(text: str, path: Path, lineno: int, what: str) -> int:
         value = None
     if value is None or not value.is_integer():
         raise DataError(f"{path}:{lineno}: {what} must be an integer, got {text!r}")
+    if value < 0 or value >= 2**63:
+        raise DataError(f"{path}:{lineno}: {what} {text!r} is out of range (a non-negative integer below 2**63)")
     return int(value)
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from tailface.atomic import write_text
 from tailface.errors import ProtocolError
 from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, parse_protocols, protocols_in
 
@@ -25,8 +25,28 @@ def _cache_key(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def check_features(features: Features) -> None:
+    """Refuse NaN/inf or all-zero feature rows, naming the file's rows and their image ids (a
+    protocol's own check would name rows of its own subsets)."""
+    from tailface.eval.vectors import checked_features
+
+    x = np.asarray(features.features)
+    if x.ndim == 2 and np.issubdtype(x.dtype, np.number):
+        for bad, what in ((~np.isfinite(x).all(axis=1), "hold NaN or inf"), (~(x != 0).any(axis=1), "are all zero")):
+            rows = np.flatnonzero(bad)
+            if len(rows):
+                ids = "" if features.image_ids is None else \
+                    f"; image ids {', '.join(str(features.image_ids[r]) for r in rows[:3])}"
+                raise ProtocolError(f"{features.source}: {len(rows)} of {len(x)} feature rows {what} (rows "
+                                    f"{', '.join(map(str, rows[:5].tolist()))}{', ...' if len(rows) > 5 else ''}"
+                                    f"{ids}); evaluation refused")
+    checked_features(x, features.source)
+
+
 def evaluate_protocols(features: Features, protocols, options: EvalOptions = EvalOptions()) -> dict:
-    """``{protocol: result}`` of every protocol in ``protocols`` on one set's ``features``."""
+    """``{protocol: result}`` of every protocol in ``protocols`` on one set's ``features``, which
+    are checked first (:func:`check_features`)."""
+    check_features(features)
     return {name: get_protocol(name).evaluate(features, options) for name in parse_protocols(protocols)}
 
 
@@ -49,9 +69,10 @@ def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
     if plots:
         metrics["plots"] = [str(path) for name in protocols_in(metrics)
                             for path in get_protocol(name).plots(metrics[name], out_dir)]
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1))
-    os.replace(tmp, out_dir / "metrics.json")
+    from tailface.provenance import runtime
+
+    metrics["environment"] = runtime()  # what must match to reproduce these figures bit for bit
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # atomic: never read half-written
     print(format_table(metrics))
     return metrics
 

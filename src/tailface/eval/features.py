@@ -6,7 +6,6 @@ backbone in eval mode.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,9 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from tailface import faults
+from tailface.atomic import atomic_path
+from tailface.data import workers
 from tailface.data.faceset import FaceSet
 from tailface.data.tensors import EvalBatches, normalize
 from tailface.errors import DataError
@@ -31,7 +33,8 @@ def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size:
     out = []
     try:
         with torch.inference_mode():
-            for images in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
+            for images in tqdm(workers.iterate(loader), total=len(loader), desc="features", unit="batch",
+                               disable=not progress, leave=False):
                 x = normalize(images.to(device, non_blocking=True))
                 if flip:
                     both = model(torch.cat([x, x.flip(3)]))
@@ -39,6 +42,7 @@ def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size:
                 else:
                     feats = model(x)
                 out.append(feats.float().cpu())
+                faults.point("features")
     finally:
         model.train(was_training)
     if not out:
@@ -60,10 +64,8 @@ def save_features(path, features: np.ndarray, image_ids, labels=None) -> Path:
         if labels.shape != (len(features),):
             raise DataError(f"{path}: {labels.shape} labels for {len(features)} features")
         arrays["labels"] = labels
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
     return path
 
 

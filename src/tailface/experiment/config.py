@@ -30,7 +30,7 @@ from tailface.errors import ConfigError
 from tailface.heads.spec import HeadSpec
 from tailface.method.config import MethodConfig
 from tailface.train.config import TrainConfig
-from tailface.yaml_config import read_yaml
+from tailface.yaml_config import read_yaml, unknown_key
 
 SUBSETS = ("A", "AB", "ABC", "ABCD")
 TAIL_INITS = ("random", "mean_of_head")
@@ -51,7 +51,7 @@ def check_keys(block: Any, known, where: str) -> dict:
     block = as_mapping(block, where)
     unknown = sorted(set(block) - set(known))
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise unknown_key(where, unknown[0], known)
     return dict(block)
 
 
@@ -296,7 +296,11 @@ class ExperimentConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
-        return cls.from_dict(read_yaml(path), str(path))
+        doc = read_yaml(path)
+        if not doc:
+            raise ConfigError(f"{path}: empty config; an experiment needs its blocks (at least data and model; "
+                              f"valid blocks: {', '.join(BLOCKS)})")
+        return cls.from_dict(doc, str(path))
 
     def validate(self) -> None:
         """Every stage's training configuration and the combinations of blocks, up front."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch.nn as nn
 
+from tailface.atomic import write_text
 from tailface.data.faceset import FaceSet
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.report import write_report
@@ -163,8 +164,8 @@ class MethodStages:
         agg = aggregate(loaded["features"], loaded["labels"], part, num_super=num_super, ratio=m.ratio,
                         normalize=m.normalize_means, spherical=m.spherical, init=m.kmeans_init, niter=m.kmeans_iters,
                         seed=self.cfg.seed)
-        (folder / "summary.md").write_text(summary_markdown(agg, part) + "\n")
-        (folder / "summary.json").write_text(json.dumps(summarize(agg, part), indent=1))
+        write_text(folder / "summary.md", summary_markdown(agg, part) + "\n")
+        write_text(folder / "summary.json", json.dumps(summarize(agg, part), indent=1))
         plot_sizes(folder / "sizes.png", agg, part)
         save_aggregation(self.cluster_path, agg, part, self.faceset.class_names)  # last: marks the stage done
         say("cluster", f"{part.num_tail} tail classes -> {agg.num_super} super classes ({self.cluster_path})",
@@ -179,7 +180,7 @@ class MethodStages:
         for name, ckpt in self.norm_models().items():
             weight, groups = checkpoint_row_groups(ckpt, self.faceset, self.cfg.data.groups)
             results[name] = norms_by_group(weight, groups)
-        (folder / "norms.md").write_text(norms_table(results) + "\n")
+        write_text(folder / "norms.md", norms_table(results) + "\n")
         plot_norms(folder / "norms.png", results)
         _write_json(folder / "norms.json", results)
 
@@ -201,8 +202,4 @@ def _model_from(checkpoint: Path):
 
 
 def _write_json(path: Path, doc) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=1))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
+from tailface.atomic import write_text
 from tailface.data.faceset import FaceSet
 from tailface.experiment.config import ExperimentConfig
 from tailface.method.aggregate import Aggregation
@@ -68,7 +68,5 @@ def write_report(cfg: ExperimentConfig, out: Path, faceset: FaceSet, part: Parti
                   "Paper, Fig. 2a: under plain softmax the rows of tail classes (C, D) get smaller norms.", "",
                   norms_table(norms), "", "![row norms](norms/norms.png)", ""]
     path = out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines))
     return path

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from tailface.atomic import write_text
 from tailface.experiment.config import ExperimentConfig
-from tailface.experiment.stages import is_main_process, run_stages
+from tailface.experiment.stages import is_main_process, run_stages, say
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,24 @@ class RunResult:
     outputs: dict[str, Path]  # every stage's output
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run") -> RunResult:
+def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False) -> RunResult:
+    from tailface.provenance import claim_output_folder, write_environment, write_skipped
     from tailface.train import distributed as ddp
     from tailface.train.trainer import resolve_device
 
     out = Path(out_dir)
     if is_main_process():
+        claim_output_folder(out, cfg.to_dict(), force)  # one experiment per folder (issue 14)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_environment(out, cfg.data.train)  # what must match for a bit-identical rerun
     # one process group for every stage (re-initialising it between stages can hang under torchrun)
     device = resolve_device(cfg.stage_train(_first_stage(cfg)).device, int(os.environ.get("LOCAL_RANK", 0)))
     info = ddp.init_distributed(device.type == "cuda")
     try:
         faceset = cfg.data.open()
+        if is_main_process() and (skipped := write_skipped(out, faceset)) is not None:
+            say("data", f"{len(faceset.skipped)} bad files left out, listed in {skipped}", command)
         if cfg.method is not None:
             from tailface.experiment.method import MethodStages
 

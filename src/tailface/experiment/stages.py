@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tailface import faults
+
 
 def is_main_process() -> bool:
     """Rank 0 under torchrun (or a single process): the one that writes and evaluates."""
@@ -52,6 +54,7 @@ def run_stages(stages: list[Stage], command: str = "run") -> dict[str, Path]:
             if stage.is_done():
                 say(stage.name, f"done ({stage.output}), skipped", command)
             else:
+                faults.point(f"stage.{stage.name}")
                 stage.run()
         if stage.main_only:
             _barrier()  # the other ranks wait for rank 0's output

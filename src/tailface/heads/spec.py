@@ -39,6 +39,8 @@ class HeadSpec:
 
     @classmethod
     def from_block(cls, block: dict | None, where: str = "head") -> HeadSpec:
+        if block is not None and not isinstance(block, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(block).__name__}")
         block = dict(block if block is not None else {"name": "softmax"})
         if not isinstance(block.get("name"), str):
             raise ConfigError(f"{where}.name is required (one of {', '.join(list_heads())})")

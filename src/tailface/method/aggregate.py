@@ -9,13 +9,13 @@ between the groups by a ratio (paper C:D = 1:3).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse
 
+from tailface import faults
 from tailface.errors import ConfigError, DataError
 from tailface.method.kmeans import kmeans
 from tailface.method.partition import Partition
@@ -117,6 +117,7 @@ def aggregate(tail_features: np.ndarray, tail_labels: np.ndarray, part: Partitio
         members = np.flatnonzero(tail_group == g)
         if len(members) == 0:
             continue
+        faults.point("cluster")
         result = kmeans(means[members], per_group[g], init=init, niter=niter, seed=seed, spherical=spherical)
         super_of_tail[members] = len(group_of_super) + result.assignment
         group_of_super.extend([g] * len(result.centroids))
@@ -139,9 +140,9 @@ def save_aggregation(path: str | Path, agg: Aggregation, part: Partition, class_
         "super_of_class_name": {class_names[c]: int(s) for c, s in zip(part.tail, agg.super_of_tail)},
         "info": agg.info,
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    from tailface.atomic import write_text
+
+    write_text(path, json.dumps(doc, indent=1))
 
 
 def load_aggregation(path: str | Path, part: Partition) -> Aggregation:

@@ -39,6 +39,7 @@ from typing import Any
 
 from tailface.errors import ConfigError
 from tailface.train.config import TrainConfig
+from tailface.yaml_config import unknown_key
 
 STAGES = ("base", "prototype", "dispersion", "abcd")
 EVALUABLE = ("ours", "base", "abcd", "prototype")
@@ -78,7 +79,7 @@ class MethodConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise unknown_key(where, unknown[0], known)
         try:
             cfg = cls(**d)
         except TypeError as exc:

@@ -9,9 +9,11 @@ attribute ``tailface_spec``; :func:`tailface.train.fit` reads it from there (or 
 
 from __future__ import annotations
 
-import os
+import pickle
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -43,33 +45,80 @@ def spec_of(module: nn.Module) -> dict | None:
 
 
 def save_atomic(obj, path: str | Path) -> Path:
-    """``torch.save`` to ``path.tmp`` then ``os.replace``: a crash leaves the old file intact."""
+    """``torch.save`` to ``path.tmp``, fsync, then ``os.replace`` (:mod:`tailface.atomic`): a crash
+    leaves the old file intact; a full disk raises :class:`~tailface.errors.OutputError` saying so."""
+    from tailface.atomic import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
     return path
 
 
+def _numpy_rng_globals() -> list:
+    """Exactly the numpy globals that a pickled ``np.random.get_state()`` needs (checkpoints of
+    tailface <= 0.1.0 stored it so), under numpy 2's and numpy 1's module names."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    dtype_class = type(np.dtype(np.uint32))
+    return [np.ndarray, np.dtype, dtype_class, _reconstruct,
+            (_reconstruct, "numpy.core.multiarray._reconstruct"),
+            (_reconstruct, "numpy._core.multiarray._reconstruct"),
+            (dtype_class, f"numpy.dtypes.{dtype_class.__name__}")]
+
+
+def _unsupported_global(exc: Exception) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else type(exc).__name__
+
+
+def _torch_load(path: Path, map_location):
+    """``torch.load(weights_only=True)``; a legacy checkpoint whose only non-plain content is a
+    numpy RNG state loads with exactly those numpy globals allowed; anything else is refused."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as first:
+        if "numpy" not in _unsupported_global(first):
+            raise DataError(f"{path}: refused: the checkpoint holds a non-plain object "
+                            f"({_unsupported_global(first)}); tailface loads checkpoints with "
+                            f"torch.load(weights_only=True) and never runs code from a file") from None
+    try:
+        with torch.serialization.safe_globals(_numpy_rng_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{path}: refused: the checkpoint holds a non-plain object ({_unsupported_global(exc)}); "
+                        f"tailface loads checkpoints with torch.load(weights_only=True) and never runs code "
+                        f"from a file") from None
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", str(text))[:3])
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """The checkpoint dict; :class:`DataError` naming the file when missing or unreadable."""
+    """The checkpoint dict; :class:`DataError` naming the file when missing, unreadable, holding
+    anything but tensors and plain values, or written by a newer tailface."""
+    import tailface
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = _torch_load(path, map_location)
+    except DataError:
+        raise
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        raise DataError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
+        raise DataError(f"{path}: cannot read checkpoint, truncated or not a torch file ({type(exc).__name__}: "
+                        f"{first})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "meta" not in ckpt:
         raise DataError(f"{path}: not a tailface checkpoint (expected a dict with 'model' and 'meta')")
+    written_by = ckpt["meta"].get("tailface_version") if isinstance(ckpt["meta"], dict) else None
+    if written_by and _version_tuple(written_by) > _version_tuple(tailface.__version__):
+        raise DataError(f"{path}: written by tailface {written_by}, newer than this tailface "
+                        f"{tailface.__version__}; upgrade tailface to read it")
     return ckpt
 
 

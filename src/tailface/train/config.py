@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailface.errors import ConfigError
+from tailface.yaml_config import unknown_key
 
 SCHEDULES = ("step", "multistep", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
@@ -48,7 +49,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise unknown_key(where, unknown[0], known)
         if isinstance(d.get("sampler"), str):
             d["sampler"] = {"name": d["sampler"]}
         hints = typing.get_type_hints(cls)

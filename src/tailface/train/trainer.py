@@ -19,9 +19,11 @@ import torch.nn as nn
 from tqdm import tqdm
 
 import tailface
+from tailface import faults
+from tailface.data import workers
 from tailface.data.faceset import FaceSet
 from tailface.data.tensors import TrainBatches, epoch_batches, normalize
-from tailface.errors import ConfigError, TailfaceError
+from tailface.errors import ConfigError, TailfaceError, TrainingDiverged
 from tailface.heads.base import HeadOutput
 from tailface.models import resolve_image_size
 from tailface.train import distributed as ddp
@@ -52,15 +54,28 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state in plain types (tensors, ints, floats, tuples), so that checkpoints load
+    with ``torch.load(weights_only=True)``: numpy's legacy state as its five fields, the keys as
+    an int64 tensor."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64).copy()),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore :func:`rng_state`'s states; also reads checkpoints of tailface <= 0.1.0, whose
+    numpy state is the tuple of ``np.random.get_state()``."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np_state = state["numpy"]
+    if isinstance(np_state, dict):
+        np_state = (np_state["name"], np.asarray(np_state["keys"], dtype=np.int64).astype(np.uint32),
+                    np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"])
+    np.random.set_state(np_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -179,6 +194,7 @@ class Trainer:
                      "tailface_version": tailface.__version__, **(extra_meta or {})}
         self.state = TrainState()
         self.last_path = out_dir / "last.pt"
+        self.saved_step = 0  # the step last.pt holds
         if self.last_path.exists():
             self.resume()
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -203,6 +219,7 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state.load_state_dict(ckpt)
         set_rng_state(ckpt["rng"])
+        self.saved_step = self.state.global_step
         self.say(f"resuming from {self.last_path} at epoch {self.state.epoch}, step {self.state.global_step}")
 
     def head_state(self) -> tuple[dict | None, dict]:
@@ -222,6 +239,7 @@ class Trainer:
                          "optimizer": optimizer, "schedule": self.schedule.state_dict(),
                          "scaler": self.scaler.state_dict(), **self.state.state_dict(), "rng": rng_state(),
                          "meta": self.meta, **extra}, self.last_path)
+        self.saved_step = self.state.global_step
 
     def save_final(self) -> Path:
         final_path = self.out_dir / "final.pt"
@@ -272,6 +290,15 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return out
+
+    def diverged(self, loss: float, lr: float) -> None:
+        """Stop at the first non-finite loss, before anything of this step is saved: ``last.pt``
+        (the last good state) is kept as it is, no ``final.pt`` is written."""
+        kept = (f"{self.last_path} (after step {self.saved_step}) is kept unchanged" if self.last_path.is_file()
+                else "no checkpoint was written yet")
+        raise TrainingDiverged(f"{self.out_dir}: training diverged: loss {loss} at step {self.state.global_step} "
+                               f"(epoch {self.state.epoch}, lr {lr:.3g}); {kept}; lower train.lr, add "
+                               f"train.warmup_epochs or train.clip_grad_norm, then rerun")
 
     def write_log_row(self, window: RunningMean, log: TrainLog | None, bar: tqdm, lr: float) -> None:
         mean_loss = window.mean_loss()
@@ -326,15 +353,18 @@ class Trainer:
             while state.epoch < cfg.epochs and not stopped:
                 loader, num_batches = self.epoch_loader(state.epoch)
                 window.reset()
-                for images, labels in loader:
+                for images, labels in workers.iterate(loader):  # a worker's error as its one-line self
                     lr = self.schedule.lr(state.global_step)
                     out = self.step(joint, images, labels, lr)
                     state.global_step += 1
                     state.step_in_epoch += 1
                     loss = out.loss.detach().float()
+                    if not bool(torch.isfinite(loss)):
+                        self.diverged(float(loss), lr)
                     epoch_loss += loss
                     epoch_steps += 1
                     window.add(loss, _accuracy(out))
+                    faults.point(f"step.{self.meta.get('stage', 'train')}")
                     stopped = cfg.max_steps is not None and state.global_step >= cfg.max_steps
                     end_of_epoch = state.step_in_epoch == num_batches
                     if state.global_step % cfg.log_every == 0 or end_of_epoch or stopped:

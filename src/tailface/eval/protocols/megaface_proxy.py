@@ -21,9 +21,17 @@ def evaluate(features: Features, options: EvalOptions) -> dict:
 
     if features.image_ids is None:
         raise ProtocolError(f"{features.source}: image ids are needed for the MegaFace proxy")
-    labels = np.unique([identity_of(i) for i in features.image_ids], return_inverse=True)[1]
+    # the result depends only on which feature belongs to which image, never on the file's row
+    # order: rows are put in image-id order before the split and the seeded distractor draw
+    ids = np.asarray([str(i) for i in features.image_ids])
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    duplicated = ids[1:][ids[1:] == ids[:-1]]
+    if len(duplicated):
+        raise ProtocolError(f"{features.source}: {len(duplicated)} duplicate image ids (e.g. {duplicated[0]})")
+    labels = np.unique([identity_of(i) for i in ids], return_inverse=True)[1]
     probe, distractor = lfw_proxy_split(labels)
-    x = np.asarray(features.features)
+    x = np.asarray(features.features)[order]
     res = megaface_identification(x[probe], labels[probe], x[distractor], source=features.source)
     res.update(protocol="megaface-proxy", probe_min_images=PROXY_MIN_IMAGES,
                n_probe_identities=int(len(np.unique(labels[probe]))), n_distractors_available=int(len(distractor)))

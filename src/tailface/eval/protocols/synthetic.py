@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tailface.errors import ProtocolError
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
 
@@ -13,7 +15,11 @@ def evaluate(features: Features, options: EvalOptions) -> dict:
 
     if features.labels is None:
         raise ProtocolError(f"{features.source}: protocol 'synthetic' needs labels in the features file")
-    return evaluate_synthetic(features.features, features.labels, source=features.source)
+    x, labels = np.asarray(features.features), np.asarray(features.labels)
+    if features.image_ids is not None:  # gallery = first image of each class in image-id order, not file order
+        order = np.argsort(np.asarray([str(i) for i in features.image_ids]), kind="stable")
+        x, labels = x[order], labels[order]
+    return evaluate_synthetic(x, labels, source=features.source)
 
 
 def summary(m: dict) -> list[tuple[str, str]]:
