@@ -77,11 +77,13 @@ def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict |
              "held out of every model's training; verification over all their pairs and open-set identification "
              "(protocol `heldout`, docs/evaluation.md).", "",
              "## Answers", "",
-             f"- Does the tail hurt plain softmax here (AB > ABCD)? {_answer(*hurt, 'Yes', 'No, it helps')}. "
+             f"- Does the tail hurt plain softmax here (AB > ABCD)? "
+             f"{_answer(*hurt, 'Yes', 'No: adding the tail helps softmax')}. "
              f"AB - ABCD: VR {hurt[0].text()}, DIR {hurt[1].text()}.",
              f"- Does aggregate-and-disperse help (ours > {tables.LABELS[best]}, the better softmax)? "
-             f"{_answer(*helps, 'Yes', 'No, it is worse')}. Ours - {tables.LABELS[best]}: VR {helps[0].text()}, "
-             f"DIR {helps[1].text()}; ours - ABCD: VR {vs_abcd[0].text()}, DIR {vs_abcd[1].text()}.",
+             f"{_answer(*helps, 'Yes', 'No: it is worse')}. Ours - {tables.LABELS[best]}: VR {helps[0].text()}, "
+             f"DIR {helps[1].text()}"
+             + (f"; ours - ABCD: VR {vs_abcd[0].text()}, DIR {vs_abcd[1].text()}." if best != "abcd" else "."),
              f"- **Recommendation.** {recommendation}", "",
              "## Groups of the data", "", (out / "table1.md").read_text().split("## Ours", 1)[-1].split("## Paper")[0]
              .strip(), "",
