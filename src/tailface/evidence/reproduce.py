@@ -100,8 +100,11 @@ def run_cell(profile: Profile, model: str, seed: int, root: Path, data: str | No
     say(f"{model} seed {seed}", f"-> {out}", "reproduce")
     start = time.time()
     run_experiment(ExperimentConfig.from_dict(doc, f"{model} seed {seed}"), out, "reproduce")
-    info = {**run_info(), "wall_s": round(time.time() - start, 1), "profile": profile.name}
-    (out / "cell.json").write_text(json.dumps(info, indent=1))
+    record = out / "cell.json"
+    earlier = json.loads(record.read_text()) if record.is_file() else {}
+    info = {**run_info(), "profile": profile.name, "invocations": int(earlier.get("invocations", 0)) + 1,
+            "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1)}  # summed over resumes
+    write_atomic(record, json.dumps(info, indent=1))
 
 
 def write_atomic(path: Path, text: str) -> None:
