@@ -54,7 +54,7 @@ def super_structure(num_tail: int, num_super: int, max_size: int, rng) -> np.nda
 
 def arcface_all(features, weight, labels, s=64.0, m=0.5, fast_norm=False):
     from tailface.heads.margins import margin_logits
-    from tailface.method.dispersed_linear import normalize_rows
+    from tailface.heads.normalize import normalize_rows
 
     rows = normalize_rows(weight) if fast_norm else F.normalize(weight, dim=1)
     cos = F.normalize(features, dim=1) @ rows.t()

@@ -69,7 +69,7 @@ def build(variant: str, num_classes: int, dim: int):
     from tailface.heads import create_head
     from tailface.heads.margins import Margin
     from tailface.heads.sharded import ShardedMarginHead
-    from tailface.heads.sharded_dispersion import ShardedDispersionHead
+    from tailface.method.sharded_dispersion import ShardedDispersionHead
 
     kind = variant.split("-", 1)[1]
     if variant.startswith("replicated-"):

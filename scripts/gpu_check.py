@@ -117,8 +117,8 @@ def part_sharded(s: dict, out: str, smoke: bool) -> None:
     from tailface.heads import create_head
     from tailface.heads.margins import Margin
     from tailface.heads.sharded import ShardedMarginHead, gather_full_rows, load_full_weight
-    from tailface.heads.sharded_dispersion import ShardedDispersionHead
     from tailface.method.dispersion import DispersionHead
+    from tailface.method.sharded_dispersion import ShardedDispersionHead
     from tailface.train import distributed as ddp
 
     use_cuda = s["device"] == "cuda"
@@ -222,7 +222,7 @@ def part_dispersion(s: dict, out: str, smoke: bool) -> None:
     from bench_sharded import scaled, super_structure
     from tailface.heads.margins import Margin
     from tailface.heads.sharded import ShardedMarginHead
-    from tailface.heads.sharded_dispersion import ShardedDispersionHead
+    from tailface.method.sharded_dispersion import ShardedDispersionHead
 
     device = torch.device(s["device"])
     c, d, b = s["million"], s["dim"], s["disp_batch"]

@@ -35,9 +35,9 @@ from tailface.heads.sharded import (
     sample_units,
     shard_full_rows,
 )
-from tailface.heads.sharded_dispersion import ShardedDispersionHead
 from tailface.heads.softmax import SoftmaxHead
 from tailface.method.dispersion import DispersionHead
+from tailface.method.sharded_dispersion import ShardedDispersionHead
 
 D, B, C = 6, 13, 23
 NUM_HEAD = 7
@@ -373,8 +373,8 @@ def test_initial_rows_do_not_depend_on_the_plan():
 
 
 def test_dispersion_head_from_prototype_matches_unsharded():
-    from tailface.heads.sharded_dispersion import create_sharded_dispersion_head
     from tailface.method.dispersion import create_dispersion_head
+    from tailface.method.sharded_dispersion import create_sharded_dispersion_head
 
     proto = torch.randn(NUM_HEAD + SUPER_OF_TAIL.max() + 1, D, dtype=torch.float64)
     ours = create_sharded_dispersion_head(D, NUM_HEAD, SUPER_OF_TAIL, prototype_weight=proto).double()

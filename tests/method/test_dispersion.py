@@ -195,7 +195,7 @@ def test_bad_labels_are_rejected():
 
 
 def test_normalize_rows_matches_autograd():
-    from tailface.method.dispersed_linear import normalize_rows
+    from tailface.heads.normalize import normalize_rows
 
     w = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
     g = torch.randn(7, 5, dtype=torch.float64)

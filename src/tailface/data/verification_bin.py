@@ -167,7 +167,7 @@ def pack_pairs_bin(faceset: FaceSet, pairs, out, quality: int = 95) -> tuple[Pat
     images of ``faceset`` matched on image ids (stored JPEG/PNG bytes copied, others encoded as
     JPEG). Returns (path, number of pairs)."""
     from tailface.data.images import encode_jpeg, is_jpeg_or_png
-    from tailface.eval.ordering import rows_for
+    from tailface.data.ordering import rows_for
 
     ids = pairs.left + pairs.right
     rows = rows_for(list(faceset.image_ids), ids, str(faceset.source), allow_extra=True)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tailface.data.ordering import rows_for
 from tailface.errors import ProtocolError
 from tailface.eval.openset import OPENSET_FARS, OPENSET_RANKS, probe_statistics, rates_from_statistics
-from tailface.eval.ordering import rows_for
 from tailface.eval.vectors import l2_normalize
 from tailface.eval.verification import VERIFICATION_FARS, PairScores
 

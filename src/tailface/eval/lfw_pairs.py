@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tailface.data.ordering import rows_for
 from tailface.errors import ProtocolError
-from tailface.eval.ordering import rows_for
 from tailface.eval.thresholds import accept_rates, false_alarm_counts, needed_impostors
 from tailface.eval.vectors import l2_normalize
 

@@ -123,7 +123,7 @@ class MethodStages:
                       renormalize_phi=self.method.renormalize_phi)
         head: nn.Module
         if self.cfg.head.use_sharded(data.num_classes):  # this rank's rows of the dispersion head
-            from tailface.heads.sharded_dispersion import create_sharded_dispersion_head
+            from tailface.method.sharded_dispersion import create_sharded_dispersion_head
 
             head = create_sharded_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
                                                   self.aggregation().super_of_tail, **kwargs,

@@ -21,7 +21,7 @@ group the head is the world-size-1 case of the same code.
 Kinds: ``softmax`` (plain ``f . w`` logits, no bias, no normalisation: ``heads/softmax.py``),
 ``cosface`` and ``arcface`` (normalised, ``s * cos`` with the margin of ``heads/margins.py``; the
 rows are normalised by ``normalize_rows``, same values as ``F.normalize`` with a lighter backward).
-The dispersion head is in :mod:`tailface.heads.sharded_dispersion`. Computation runs in at least
+The dispersion head is in :mod:`tailface.method.sharded_dispersion`. Computation runs in at least
 float32, also under autocast (as ``MarginHead``; the unsharded softmax head follows autocast).
 Every rank must call ``backward`` on the loss (the gather's backward is an all-reduce); to keep
 these collectives apart from DDP's, the head may be given its own ``group``.
@@ -58,8 +58,8 @@ import torch.nn.functional as F
 from tailface.heads.base import HeadOutput
 from tailface.heads.labels import checked_labels
 from tailface.heads.margins import margin_logits
+from tailface.heads.normalize import normalize_rows
 from tailface.heads.shard_plan import ShardPlan
-from tailface.method.dispersed_linear import normalize_rows
 
 KINDS = ("softmax", "cosface", "arcface")
 _INIT_BLOCK = 4096

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
 from tailface.heads.margins import Margin, target_margin
-from tailface.method.dispersed_linear import dispersed_linear, normalize_rows
+from tailface.heads.normalize import normalize_rows
+from tailface.method.dispersed_linear import dispersed_linear
 
 MODES = ("sample", "batch")
 

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
 from tailface.heads.margins import Margin, target_margin
+from tailface.heads.normalize import normalize_rows
 from tailface.heads.shard_plan import ShardPlan
 from tailface.heads.sharded import _ShardedBase, gather_batch, group_rank_and_size, sample_units, sharded_softmax_loss
-from tailface.method.dispersed_linear import dispersed_linear, normalize_rows
+from tailface.method.dispersed_linear import dispersed_linear
 from tailface.method.dispersion import MODES
 
 
