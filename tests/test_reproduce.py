@@ -61,3 +61,11 @@ def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys):
     assert "(n=2)" in text and any(v in text for v in ("holds", "reversed", "within noise"))
     assert (out / "fig2.png").is_file() and "ABCD softmax (n=2)" in (out / "fig2.md").read_text()
     assert "skipped" in capsys.readouterr().err
+
+
+def test_report_only_trains_nothing(profile, tmp_path):
+    out = tmp_path / "repro"
+    reproduce(["table2"], profile, 2, out, train=False)
+    assert not (out / "cells").exists()
+    text = (out / "table2.md").read_text()
+    assert "| AB | - | 96.62 |" in text and "no paired seeds" in text

@@ -113,7 +113,10 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None) -> list[Path]:
+def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
+              train: bool = True) -> list[Path]:
+    """Run the cells the tables ``names`` need (unless ``train`` is false: then only the tables
+    are written, from the cells finished so far) and write ``OUT/<name>.md``."""
     from tailface.data.groups import GroupThresholds
     from tailface.experiment.config import DataConfig
 
@@ -125,7 +128,7 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     sizes = fig3_sizes(faceset, thresholds) if "fig3" in names else None
     models = needed_models(names)
     start = time.time()
-    for seed in range(seeds):
+    for seed in range(seeds if train else 0):
         for model in models:
             run_cell(profile, model, seed, out, spec, sizes)
     results = tables.Results(out, list(range(seeds)))
