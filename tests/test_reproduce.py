@@ -28,15 +28,71 @@ def profile(tmp_path):
 
 def test_every_cell_config_validates(profile, tmp_path):
     for seed in (0, 1):
-        base = cells.final_checkpoint(tmp_path, "ab", seed)
-        base.parent.mkdir(parents=True)
-        base.write_bytes(b"")  # the AB cell's checkpoint must exist before an "ours" cell is configured
+        for base_model in ("ab", "abcd"):  # a base cell's checkpoint must exist before an "ours" cell is configured
+            base = cells.final_checkpoint(tmp_path, base_model, seed)
+            base.parent.mkdir(parents=True)
+            base.write_bytes(b"")
     for model in cells.MODELS:
         doc = cells.cell_config(profile, model, 1, tmp_path, fig3_sizes=(10, 100))
         cfg = ExperimentConfig.from_dict(doc, model)
-        assert cfg.seed == 1
+        assert cfg.seed == 1 and doc["name"] == f"{model}-seed1"
         if model in cells.METHOD_MODELS:
-            assert cfg.method is not None and cfg.method.base == str(cells.final_checkpoint(tmp_path, "ab", 1))
+            base = cells.VARIANTS[model].base if model in cells.VARIANTS else "ab"
+            assert cfg.method is not None and cfg.method.base == str(cells.final_checkpoint(tmp_path, base, 1))
+
+
+def test_a_variant_changes_only_its_settings(profile, tmp_path):
+    for base_model in ("ab", "abcd"):
+        path = cells.final_checkpoint(tmp_path, base_model, 0)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+    arc = cells.cell_config(profile, "arcface", 0, tmp_path)
+    small_margin = cells.cell_config(profile, "arcface-s32-m0.2", 0, tmp_path)
+    assert small_margin["head"] == {**arc["head"], "s": 32.0, "m": 0.2}
+    assert {k: v for k, v in small_margin.items() if k not in ("head", "name")} == \
+        {k: v for k, v in arc.items() if k not in ("head", "name")}
+    batch = cells.cell_config(profile, "ours-batch", 0, tmp_path)
+    ours = cells.cell_config(profile, "ours", 0, tmp_path)
+    assert batch["method"]["mode"] == "batch" and ours["method"]["mode"] != "batch"
+    assert cells.dependencies("ours-base-abcd") == ["abcd"] and cells.dependencies("arcface-s32-m0.2") == []
+    assert needed_models(["probes"]).index("abcd") < needed_models(["probes"]).index("ours-base-abcd")
+
+
+def test_a_cell_trained_with_other_settings_is_refused(profile, tmp_path):
+    from tailface.errors import ConfigError
+    from tailface.evidence.reproduce import run_cell
+
+    torch.set_num_threads(1)
+    out = tmp_path / "repro"
+    run_cell(profile, "ab", 0, out, None, None)
+    config = cells.cell_dir(out, "ab", 0) / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.1", "lr: 0.2"))  # as if the shipped config were retuned
+    with pytest.raises(ConfigError, match="different experiment"):
+        run_cell(profile, "ab", 0, out, None, None)
+
+
+def test_tuning_marks_the_best_development_score(tmp_path):
+    import json
+
+    from tailface.evidence import tables
+
+    def write(model, seed, dev, test):
+        path = cells.metrics_path(tmp_path, model, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {"vr_far_0.1%": {"mean": test, "std": 0.01}, "dir_far_1%_rank1": {"mean": test / 2, "std": 0.0}}
+        path.write_text(json.dumps({"blufr": {"report": report, "development": {"vr_far_0.1%": dev}}}))
+
+    grid = cells.TUNED["ArcFace"]
+    for seed in (0, 1, 2):
+        write(grid[0], seed, 0.01 + 0.001 * seed, 0.9)   # best on the test trials, worst on development
+        write(grid[1], seed, 0.30 + 0.01 * seed, 0.2)     # best on development: chosen
+        write(grid[2], seed, 0.20 - 0.01 * seed, 0.5)
+    text = tables.variants_table(tables.Results(tmp_path, [0, 1, 2]), grid[0], grid)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
+    assert "**(best dev)**" in rows[grid[1] + " **(best dev)**"] and sum("best dev" in r for r in rows.values()) == 1
+    # dev difference grid[1] - grid[0] = 0.29 + 0.009 * seed: mean 29.90, t-interval 29.90 +- 4.303 * 0.9 / sqrt(3)
+    assert "+29.90 [+27.66, +32.14] (n=3)" in rows[grid[1] + " **(best dev)**"] and "| holds |" in text
+    assert "| - | - | - |" in rows[grid[3]]  # a setting not run yet: empty cells, never filled in
 
 
 def test_targets_and_shared_models():

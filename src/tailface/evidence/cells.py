@@ -16,7 +16,10 @@ Models (``MODELS``), each derived from the profile's family of shipped configs:
 - ``sweep-C25``, ``sweep-C50``, ``sweep-D25``, ``sweep-D50``: AB plus a share of C's classes, or
   AB + C plus a share of D's (the tail sweep; its end points are ``ab``, ``softmax-ABC``, ``abcd``);
 - ``uniform``, ``long-tail``: softmax on two subsets with the same identities and images, one
-  uniform and one long-tailed (Fig. 3).
+  uniform and one long-tailed (Fig. 3);
+- ``VARIANTS``: one of the models above with a few settings changed, each testing one hypothesis:
+  the baselines' hyper-parameters (``tailface reproduce tune``) and the method's choices
+  (``tailface reproduce probes``), compared on the BLUFR development split.
 """
 
 from __future__ import annotations
@@ -79,8 +82,48 @@ BASELINES = {"ab-abcd": "ab_abcd", "resampling": "resampling", "center-loss": "c
 NK_FACTORS = {"ours-nk0.25": 0.25, "ours-nk0.5": 0.5, "ours": 1.0, "ours-nk2": 2.0}
 SWEEP = {"sweep-C25": ("AB", {"C": 0.25}), "sweep-C50": ("AB", {"C": 0.5}),
          "sweep-D25": ("ABC", {"D": 0.25}), "sweep-D50": ("ABC", {"D": 0.5})}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Model ``of`` with ``changes`` merged into its config (block by block, one level deep); a
+    method variant clusters with the ``base`` cell's features (of the same seed)."""
+
+    of: str
+    changes: dict
+    why: str
+    base: str = "ab"
+
+
+VARIANTS = {
+    # ArcFace and range loss collapse here with their published settings: their grids (tune)
+    "arcface-s64-m0.5": Variant("arcface", {"head": {"s": 64.0, "m": 0.5}}, "the paper's setting"),
+    "arcface-s64-m0.2": Variant("arcface", {"head": {"s": 64.0, "m": 0.2}}, "a smaller margin"),
+    "arcface-s32-m0.2": Variant("arcface", {"head": {"s": 32.0, "m": 0.2}}, "smaller margin and scale"),
+    "arcface-s32-m0.35": Variant("arcface", {"head": {"s": 32.0, "m": 0.35}}, "a smaller scale, mid margin"),
+    "range-lam1e-3": Variant("range-loss", {"head": {"lam": 1e-3}}, "our first setting"),
+    "range-lam0": Variant("range-loss", {"head": {"lam": 0.0}}, "no range term: is it the P x K sampler?"),
+    "range-lam1e-4": Variant("range-loss", {"head": {"lam": 1e-4}}, "a 10x weaker range term"),
+    # the method's choices (probes), each against ``ours``
+    "ours-base-abcd": Variant("ours", {}, "cluster with the ABCD model's features", base="abcd"),
+    "ours-batch": Variant("ours", {"method": {"mode": "batch"}}, "batch-level dispersion (Eq. 7)"),
+    "ours-from-base": Variant("ours", {"method": {"prototype_from_base": True}},
+                              "start the prototype CNN from the base model"),
+    "ours-spherical": Variant("ours", {"method": {"spherical": True}}, "spherical k-means on normalised means"),
+    "ours-dlr0.05": Variant("ours", {"method": {"dispersion_lr": 0.05}}, "a higher dispersion learning rate"),
+    "arcface-ours-renorm": Variant("arcface-ours", {"method": {"renormalize_phi": True}},
+                                   "Phi projected back onto the sphere (margin heads)"),
+    "arcface-ours-s64-m0.5": Variant("arcface-ours", {"head": {"s": 64.0, "m": 0.5}},
+                                     "the method on the paper's ArcFace head"),
+}
+# tune: each baseline's grid, its first setting (the published or first one) the reference
+TUNED = {"ArcFace": [m for m, v in VARIANTS.items() if v.of == "arcface"],
+         "Range loss": [m for m, v in VARIANTS.items() if v.of == "range-loss"]}
+PROBED = {"ours": [m for m, v in VARIANTS.items() if v.of == "ours"],
+          "arcface-ours": [m for m, v in VARIANTS.items() if v.of == "arcface-ours"]}
 METHOD_MODELS = {*NK_FACTORS, "arcface-ours"}
-MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, "uniform", "long-tail"]
+METHOD_MODELS |= {m for m, v in VARIANTS.items() if v.of in METHOD_MODELS}
+MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, "uniform", "long-tail", *VARIANTS]
 
 
 def cell_dir(root: Path, model: str, seed: int) -> Path:
@@ -99,6 +142,8 @@ def metrics_path(root: Path, model: str, seed: int) -> Path:
 
 def dependencies(model: str) -> list[str]:
     """Cells that must be trained before ``model`` (the method's base model)."""
+    if model in VARIANTS:
+        return [VARIANTS[model].base] if model in METHOD_MODELS else []
     return ["ab"] if model in METHOD_MODELS else []
 
 
@@ -118,6 +163,13 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
     """The experiment config (a YAML mapping) of one cell."""
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if model in VARIANTS:
+        variant = VARIANTS[model]
+        doc = merged(cell_config(profile, variant.of, seed, root, data, fig3_sizes), variant.changes)
+        if model in METHOD_MODELS:
+            doc["method"]["base"] = str(final_checkpoint(root, variant.base, seed))
+        doc["name"] = f"{model}-seed{seed}"
+        return doc
     if model in SOFTMAX_GROUPS or model in SWEEP or model in ("uniform", "long-tail"):
         doc = profile.baseline("ab")
         doc["data"]["subset"] = SOFTMAX_GROUPS.get(model, "ABCD")

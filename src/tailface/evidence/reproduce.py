@@ -21,7 +21,7 @@ from tailface.errors import ConfigError
 from tailface.evidence import cells, tables
 from tailface.evidence.cells import Profile
 
-NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep")
+NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes")
 NEEDS = {
     "table1": [], "fig1": [],
     "table2": ["softmax-A", "ab", "softmax-ABC", "abcd"],
@@ -30,6 +30,8 @@ NEEDS = {
     "table4": ["abcd", "ab", "ours-nk0.25", "ours-nk0.5", "ours", "ours-nk2"],
     "fig3": ["uniform", "long-tail"],
     "sweep": ["ab", "sweep-C25", "sweep-C50", "softmax-ABC", "sweep-D25", "sweep-D50", "abcd", "ours"],
+    "tune": [m for grid in cells.TUNED.values() for m in grid],
+    "probes": ["abcd", *(m for of, variants in cells.PROBED.items() for m in (of, *variants))],
 }
 TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "fig1": "Fig. 1: images per identity",
@@ -38,7 +40,9 @@ TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "table3": "Table 3: baselines, ours, ArcFace, ArcFace + ours",
           "table4": "Table 4: the number of super classes N_k",
           "fig3": "Fig. 3: uniform vs long-tail training set",
-          "sweep": "Tail sweep: softmax on AB plus a growing share of the tail"}
+          "sweep": "Tail sweep: softmax on AB plus a growing share of the tail",
+          "tune": "Baselines tuned on the BLUFR development split (ArcFace, range loss)",
+          "probes": "Probes: why ours is below ABCD here, one change at a time (BLUFR development split)"}
 
 
 def parse_names(text: str) -> list[str]:
@@ -91,15 +95,18 @@ def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
 def run_cell(profile: Profile, model: str, seed: int, root: Path, data: str | None, sizes) -> None:
     from tailface.experiment import ExperimentConfig, run_experiment
     from tailface.experiment.stages import say
+    from tailface.provenance import claim_output_folder
 
     out = cells.cell_dir(root, model, seed)
+    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in ("uniform", "long-tail") else None)
+    cfg = ExperimentConfig.from_dict(doc, f"{model} seed {seed}")
+    claim_output_folder(out, cfg.to_dict())  # a cell trained with other settings (e.g. a retuned config) is refused
     if cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file():
         say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
         return
-    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in ("uniform", "long-tail") else None)
     say(f"{model} seed {seed}", f"-> {out}", "reproduce")
     start = time.time()
-    run_experiment(ExperimentConfig.from_dict(doc, f"{model} seed {seed}"), out, "reproduce")
+    run_experiment(cfg, out, "reproduce")
     record = out / "cell.json"
     earlier = json.loads(record.read_text()) if record.is_file() else {}
     info = {**run_info(), "profile": profile.name, "invocations": int(earlier.get("invocations", 0)) + 1,
@@ -167,4 +174,8 @@ def _body(name: str, results, faceset, thresholds, out: Path, sizes) -> str:
         return tables.table4(results)
     if name == "fig3":
         return tables.fig3(results, out, sizes)
+    if name == "tune":
+        return tables.tune(results)
+    if name == "probes":
+        return tables.probes(results)
     return tables.sweep(results, faceset, thresholds, out)
