@@ -117,6 +117,9 @@ def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys):
     assert "(n=2)" in text and any(v in text for v in ("holds", "reversed", "within noise"))
     assert (out / "fig2.png").is_file() and "ABCD softmax (n=2)" in (out / "fig2.md").read_text()
     assert "skipped" in capsys.readouterr().err
+    reproduce(["superclasses"], profile, 2, out, train=False)  # measured on the ours cells just trained
+    text = (out / "superclasses.md").read_text()
+    assert "| Ours | C |" in text and "(n=2)" in text
 
 
 def test_report_only_trains_nothing(profile, tmp_path):

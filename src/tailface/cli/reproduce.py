@@ -6,7 +6,7 @@ from pathlib import Path
 
 # tailface.evidence.reproduce.NAMES (tests/robustness/test_messages.py checks they agree); not imported
 # here because it pulls in scipy.stats, 1-2 s at every start of the command line
-NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes")
+NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes", "superclasses")
 
 
 def register(subparsers) -> None:

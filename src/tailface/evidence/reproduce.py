@@ -21,7 +21,7 @@ from tailface.errors import ConfigError
 from tailface.evidence import cells, tables
 from tailface.evidence.cells import Profile
 
-NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes")
+NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes", "superclasses")
 NEEDS = {
     "table1": [], "fig1": [],
     "table2": ["softmax-A", "ab", "softmax-ABC", "abcd"],
@@ -32,6 +32,7 @@ NEEDS = {
     "sweep": ["ab", "sweep-C25", "sweep-C50", "softmax-ABC", "sweep-D25", "sweep-D50", "abcd", "ours"],
     "tune": [m for grid in cells.TUNED.values() for m in grid],
     "probes": ["abcd", *(m for of, variants in cells.PROBED.items() for m in (of, *variants))],
+    "superclasses": ["ab", "ours"],
 }
 TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "fig1": "Fig. 1: images per identity",
@@ -42,7 +43,8 @@ TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "fig3": "Fig. 3: uniform vs long-tail training set",
           "sweep": "Tail sweep: softmax on AB plus a growing share of the tail",
           "tune": "Baselines tuned on the BLUFR development split (ArcFace, range loss)",
-          "probes": "Probes: why ours is below ABCD here, one change at a time (BLUFR development split)"}
+          "probes": "Probes: why ours is below ABCD here, one change at a time (BLUFR development split)",
+          "superclasses": "The super classes: k-means quality and purity"}
 
 
 def parse_names(text: str) -> list[str]:
@@ -178,4 +180,6 @@ def _body(name: str, results, faceset, thresholds, out: Path, sizes) -> str:
         return tables.tune(results)
     if name == "probes":
         return tables.probes(results)
+    if name == "superclasses":
+        return tables.superclasses(results)
     return tables.sweep(results, faceset, thresholds, out)

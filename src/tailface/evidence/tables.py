@@ -360,3 +360,39 @@ def probes(results: Results) -> str:
         models = [of, *variants] + (["abcd"] if of == "ours" else [])
         parts += ["", f"## {LABELS.get(of, of)}", "", variants_table(results, of, models)]
     return "\n".join(parts + ["", VERDICT_NOTE])
+
+
+def superclasses(results: Results) -> str:
+    """Step I's super classes measured on each finished cell (:mod:`tailface.evidence.superclasses`)."""
+    from tailface.evidence.superclasses import cell_quality
+
+    columns = [("k-means inertia / scikit-learn's", lambda q: q["inertia"] / q["sklearn_inertia"]
+                if q["sklearn_inertia"] else math.nan, 1.0, 3),
+               ("look-alike purity %", lambda q: q["look_alike_purity"], 100.0, 1),
+               ("chance %", lambda q: q["chance_purity"], 100.0, 2),
+               ("super-class accuracy %", lambda q: q["super_class_accuracy"], 100.0, 1),
+               ("identity accuracy %", lambda q: q["identity_accuracy"], 100.0, 1)]
+    lines = ["| model | group | classes -> super classes | " + " | ".join(c[0] for c in columns) + " |",
+             "|---|---|---:|" + "---:|" * len(columns)]
+    for model in ("ours", "ours-base-abcd", "ours-spherical"):
+        qualities = [cell_quality(cells.cell_dir(results.root, model, s)) for s in results.seeds
+                     if cells.metrics_path(results.root, model, s).is_file()]
+        for group in ("C", "D"):
+            per_seed = [q[group] for q in qualities if group in q]
+            if not per_seed:
+                continue
+            row = [LABELS.get(model, model), group, f"{per_seed[0]['classes']:,} -> {per_seed[0]['super_classes']:,}"]
+            for _, get, scale, digits in columns:
+                row.append(Cell(tuple(float(get(q)) for q in per_seed)).text(scale, digits))
+            lines.append("| " + " | ".join(row) + " |")
+    if len(lines) == 2:
+        return "(no finished ours cell yet)"
+    return "\n".join([
+        "Per tail group, on the base model's features that drove the clustering (mean +- std over seeds):", "",
+        "- *k-means inertia / scikit-learn's*: the method's k-means against scikit-learn's KMeans (k-means++, 10 "
+        "restarts) at the same k; above 1 = ours is worse;",
+        "- *look-alike purity*: share of tail classes whose nearest other tail class (class means) is in the same "
+        "super class, against *chance* (sum of squared super-class shares);",
+        "- *super-class accuracy* vs *identity accuracy*: images (of classes with >= 2) assigned to the nearest "
+        "super-class centroid, or to the nearest class mean, the image left out (the prototype stage's task "
+        "against the identity task on the same features).", "", *lines])
