@@ -194,17 +194,20 @@ def fig2(results: Results, faceset, thresholds, out: Path) -> str:
         if not seeds:
             continue
         groups: dict[str, list[float]] = {}
+        sizes: dict[str, int] = {}
         for s in seeds:
             weight, rows = checkpoint_row_groups(cells.final_checkpoint(results.root, model, s), faceset, thresholds)
             for g, stats in norms_by_group(weight, rows).items():
                 groups.setdefault(g, []).append(stats["mean"])
+                sizes[g] = int(stats["count"])  # classifier rows of the group (the same every seed)
         per_model[f"{label} (n={len(seeds)})"] = {g: {"mean": float(np.mean(v)), "std": float(np.std(v)),
-                                                       "median": float(np.median(v)), "count": len(v)}
+                                                       "median": float(np.median(v)), "count": sizes[g]}
                                                    for g, v in groups.items()}
     if not per_model:
         return "(no finished ABCD or ours cell yet)"
     plot_norms(out / "fig2.png", per_model)
-    return "\n".join(["Mean L2 norm of the classifier rows of each group (mean over seeds; std over seeds).", "",
+    return "\n".join(["Mean L2 norm of the classifier rows of each group: mean over seeds of the group's mean norm, "
+                      "std and median over seeds of it; rows = the group's classifier rows.", "",
                       norms_table(per_model), "", "![row norms](fig2.png)", "",
                       "Paper, Fig. 2a: under plain softmax the rows of tail classes get smaller norms (a biased "
                       "boundary); the method is meant to correct it."])
