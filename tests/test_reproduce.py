@@ -128,3 +128,16 @@ def test_report_only_trains_nothing(profile, tmp_path):
     assert not (out / "cells").exists()
     text = (out / "table2.md").read_text()
     assert "| AB | - | 96.62 |" in text and "no paired seeds" in text
+
+
+def test_only_trains_the_named_models_and_their_base(profile, tmp_path):
+    from tailface.errors import ConfigError
+
+    torch.set_num_threads(1)
+    out = tmp_path / "repro"
+    reproduce(["table3"], profile, 1, out, only=["ours"])
+    trained = sorted(p.name for p in (out / "cells").iterdir())
+    assert trained == ["ab", "ours"]  # ours and its base model, nothing else of Table 3
+    assert "| ABCD | - |" in (out / "table3.md").read_text()
+    with pytest.raises(ConfigError, match="not a model of table3"):
+        reproduce(["table3"], profile, 1, out, only=["sweep-C25"])

@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/reproduce-<profile>)")
     p.add_argument("--data", default=None, help="training set spec (default: the profile's)")
+    p.add_argument("--only", default=None, metavar="MODEL[,MODEL]",
+                   help="train only these models of the targets (and their base models); the tables show the rest "
+                        "as far as it is finished")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the cells finished so far (e.g. while a campaign runs)")
     p.set_defaults(func=run)
@@ -36,6 +39,7 @@ def run(args) -> int:
     names = parse_names(args.name)
     profile = Profile.load(args.profile)
     out = args.out or Path("runs") / f"reproduce-{profile.name}"
-    for path in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only):
+    only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
+    for path in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only, only=only):
         print(f"wrote {path}")
     return 0

@@ -123,9 +123,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
-              train: bool = True) -> list[Path]:
+              train: bool = True, only: list[str] | None = None) -> list[Path]:
     """Run the cells the tables ``names`` need (unless ``train`` is false: then only the tables
-    are written, from the cells finished so far) and write ``OUT/<name>.md``."""
+    are written, from the cells finished so far; with ``only``, just those models and their base
+    models) and write ``OUT/<name>.md``."""
     from tailface.data.groups import GroupThresholds
     from tailface.experiment.config import DataConfig
 
@@ -136,6 +137,13 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     faceset = DataConfig(train=spec, groups=thresholds, options=dict(data_block.get("options") or {})).open()
     sizes = fig3_sizes(faceset, thresholds) if "fig3" in names else None
     models = needed_models(names)
+    if only is not None:
+        unknown = sorted(set(only) - set(models))
+        if unknown:
+            raise ConfigError(f"--only {','.join(unknown)}: not a model of {','.join(names)} "
+                              f"(its models: {', '.join(models)})")
+        wanted = {m for model in only for m in [*cells.dependencies(model), model]}
+        models = [m for m in models if m in wanted]
     start = time.time()
     for seed in range(seeds if train else 0):
         for model in models:
