@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tailface.evidence.stats import HOLDS, NOISE, ONE_SEED, REVERSED, Cell, paired_difference
+from tailface.evidence.stats import HOLDS, NO_DATA, NOISE, ONE_SEED, REVERSED, Cell, paired_difference
 
 
 def test_cell_mean_std_text():
@@ -27,5 +27,6 @@ def test_verdicts():
     assert paired_difference({0: 3.0, 1: 3.1, 2: 2.9}, {0: 1.0, 1: 1.0, 2: 1.0}).verdict == HOLDS
     assert paired_difference({0: 1.0, 1: 1.0, 2: 1.0}, {0: 3.0, 1: 3.1, 2: 2.9}).verdict == REVERSED
     assert paired_difference({0: 2.0}, {0: 1.0}).verdict == ONE_SEED
+    assert paired_difference({0: 2.0}, {1: 1.0}).verdict == NO_DATA  # no seed in common
     assert paired_difference({0: 2.0}, {1: 1.0}).n == 0
     assert paired_difference({0: 2.0, 1: 2.0}, {0: 1.0, 1: 1.0}).verdict == HOLDS  # sd 0: a point interval

@@ -5,7 +5,8 @@ paired differences ``d_s = A_s - B_s`` (same seed, same data order where the mod
 mean ``d``, standard deviation ``sd`` (N - 1), and the two-sided 95% t-interval
 ``mean +- t_{0.975, n-1} * sd / sqrt(n)``. Verdict: **holds** when the interval lies above 0,
 **reversed** when it lies below 0, **within noise** when it contains 0; with a single seed there is
-no interval and the verdict is **one seed** (cannot be told from noise).
+no interval and the verdict is **one seed** (cannot be told from noise); with no paired seed it
+is **not run yet**.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-HOLDS, REVERSED, NOISE, ONE_SEED = "holds", "reversed", "within noise", "one seed"
+HOLDS, REVERSED, NOISE, ONE_SEED, NO_DATA = "holds", "reversed", "within noise", "one seed", "not run yet"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class PairedDifference:
 
     @property
     def verdict(self) -> str:
+        if self.n == 0:
+            return NO_DATA
         if self.n < 2:
             return ONE_SEED
         if self.low > 0:

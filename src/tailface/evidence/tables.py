@@ -128,7 +128,8 @@ def claims_table(results: Results, claims: list[tuple[str, str, str]]) -> str:
 
 VERDICT_NOTE = ("Verdicts: *holds* = the 95% t-interval of the paired difference over seeds lies above 0; "
                 "*reversed* = below 0; *within noise* = it contains 0; *one seed* = a single seed, no interval: "
-                "it cannot be told from noise. Cells: mean +- std over seeds (n = seeds finished); the BLUFR "
+                "it cannot be told from noise; *not run yet* = no seed of both. Cells: mean +- std over seeds "
+                "(n = seeds finished); the BLUFR "
                 "trial std is the spread over BLUFR's 10 test trials (mean over seeds), reported apart from the "
                 "seed spread.")
 
