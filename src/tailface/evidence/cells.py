@@ -105,6 +105,7 @@ VARIANTS = {
     "arcface-s16-m0.2": Variant("arcface", {"head": {"s": 16.0, "m": 0.2}}, "a still smaller scale"),
     "arcface-s16-m0.1": Variant("arcface", {"head": {"s": 16.0, "m": 0.1}}, "both smaller still"),
     "arcface-s16-m0.35": Variant("arcface", {"head": {"s": 16.0, "m": 0.35}}, "scale 16, a larger margin"),
+    "arcface-s16-m0.5": Variant("arcface", {"head": {"s": 16.0, "m": 0.5}}, "scale 16, the paper's margin"),
     "arcface-s8-m0.2": Variant("arcface", {"head": {"s": 8.0, "m": 0.2}}, "the grid's edge: a scale of 8"),
     "range-lam1e-3": Variant("range-loss", {"head": {"lam": 1e-3}}, "our first setting"),
     "range-lam0": Variant("range-loss", {"head": {"lam": 0.0}}, "no range term: is it the P x K sampler?"),
