@@ -95,6 +95,7 @@ class Variant:
     base: str = "ab"
 
 
+PK16x4 = {"name": "pk", "p": 16, "k": 4}
 VARIANTS = {
     # ArcFace and range loss collapse here with their published settings: their grids (tune)
     "arcface-s64-m0.5": Variant("arcface", {"head": {"s": 64.0, "m": 0.5}}, "the paper's setting"),
@@ -107,10 +108,14 @@ VARIANTS = {
     "arcface-s16-m0.35": Variant("arcface", {"head": {"s": 16.0, "m": 0.35}}, "scale 16, a larger margin"),
     "arcface-s16-m0.5": Variant("arcface", {"head": {"s": 16.0, "m": 0.5}}, "scale 16, the paper's margin"),
     "arcface-s8-m0.2": Variant("arcface", {"head": {"s": 8.0, "m": 0.2}}, "the grid's edge: a scale of 8"),
-    "range-lam1e-3": Variant("range-loss", {"head": {"lam": 1e-3}}, "our first setting"),
-    "range-lam0": Variant("range-loss", {"head": {"lam": 0.0}}, "no range term: is it the P x K sampler?"),
-    "range-lam1e-4": Variant("range-loss", {"head": {"lam": 1e-4}}, "a 10x weaker range term"),
-    "range-lam3e-4": Variant("range-loss", {"head": {"lam": 3e-4}}, "between the two best"),
+    "range-lam1e-3": Variant("range-loss", {"head": {"lam": 1e-3}, "train": {"sampler": PK16x4}},
+                             "our first setting: lam 1e-3, P x K = 16 x 4"),
+    "range-lam0": Variant("range-loss", {"head": {"lam": 0.0}, "train": {"sampler": PK16x4}},
+                          "no range term: is it the P x K sampler?"),
+    "range-lam1e-4": Variant("range-loss", {"head": {"lam": 1e-4}, "train": {"sampler": PK16x4}},
+                             "a 10x weaker range term"),
+    "range-lam3e-4": Variant("range-loss", {"head": {"lam": 3e-4}, "train": {"sampler": PK16x4}},
+                             "between the two best"),
     "range-pk32x2": Variant("range-loss", {"head": {"lam": 1e-4},
                                            "train": {"sampler": {"name": "pk", "p": 32, "k": 2}}},
                             "lam 1e-4, P x K with 32 identities x 2 images: each row visited twice as often"),
