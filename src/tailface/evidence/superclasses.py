@@ -27,8 +27,21 @@ import numpy as np
 from tailface.method.aggregate import class_means
 
 
-def _sq_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    return (x * x).sum(1)[:, None] - 2 * x @ centers.T + (centers * centers).sum(1)[None, :]
+def _nearest_other(queries: np.ndarray, centers: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the nearest of ``centers`` other than ``centers[own[i]]``: its index and
+    squared distance (-1 and inf when there is none). faiss, so memory stays linear in the rows."""
+    import faiss
+
+    index = faiss.IndexFlatL2(centers.shape[1])
+    index.add(np.ascontiguousarray(centers, dtype=np.float32))
+    dist, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(2, len(centers)))
+    second = idx[:, 0] == own  # the nearest is the query's own centre: take the next one
+    rows = np.arange(len(queries))
+    col = second.astype(np.int64)
+    if idx.shape[1] == 1:  # a single centre: no other one
+        return np.full(len(queries), -1), np.where(second, np.inf, dist[:, 0].astype(np.float64))
+    other, d = idx[rows, col], dist[rows, col].astype(np.float64)
+    return other, np.where(other < 0, np.inf, d)
 
 
 def group_quality(features: np.ndarray, labels: np.ndarray, assignment: np.ndarray, seed: int = 0) -> dict:
@@ -39,29 +52,28 @@ def group_quality(features: np.ndarray, labels: np.ndarray, assignment: np.ndarr
     means = class_means(features, labels, num_classes).astype(np.float64)
     _, cluster = np.unique(assignment, return_inverse=True)
     k = int(cluster.max()) + 1
-    centroids = np.stack([means[cluster == j].mean(0) for j in range(k)])
+    centroids = class_means(means, cluster, k).astype(np.float64)
     inertia = float(((means - centroids[cluster]) ** 2).sum())
     reference = _sklearn_inertia(means, k, seed)
 
-    d = _sq_distances(means, means)
-    np.fill_diagonal(d, np.inf)
-    look_alike = float((cluster[d.argmin(1)] == cluster).mean())
+    nearest, _ = _nearest_other(means, means, np.arange(num_classes))
+    look_alike = float((cluster[nearest] == cluster).mean())
     shares = np.bincount(cluster, minlength=k) / num_classes
     chance = float((shares ** 2).sum())
 
     counts = np.bincount(labels, minlength=num_classes)
     keep = counts[labels] >= 2
     x, y = features[keep], labels[keep]
-    loo = (means[y] * counts[y, None] - x) / (counts[y, None] - 1)  # own class mean without the image
-    rows = np.arange(len(y))
-    d_class = _sq_distances(x, means)
-    d_class[rows, y] = ((x - loo) ** 2).sum(1)
-    members = np.bincount(cluster, minlength=k)[cluster[y], None]
-    own_centroid = centroids[cluster[y]] + (loo - means[y]) / members  # its super class, the image left out
-    d_super = _sq_distances(x, centroids)
-    d_super[rows, cluster[y]] = ((x - own_centroid) ** 2).sum(1)
-    identity_acc = float((d_class.argmin(1) == y).mean()) if len(y) else float("nan")
-    super_acc = float((d_super.argmin(1) == cluster[y]).mean()) if len(y) else float("nan")
+    if not len(y):
+        identity_acc = super_acc = float("nan")
+    else:
+        loo = (means[y] * counts[y, None] - x) / (counts[y, None] - 1)  # own class mean without the image
+        members = np.bincount(cluster, minlength=k)[cluster[y], None]
+        own_centroid = centroids[cluster[y]] + (loo - means[y]) / members  # its super class, the image left out
+        _, other_class = _nearest_other(x, means, y)
+        _, other_super = _nearest_other(x, centroids, cluster[y])
+        identity_acc = float((((x - loo) ** 2).sum(1) < other_class).mean())
+        super_acc = float((((x - own_centroid) ** 2).sum(1) < other_super).mean())
     return {"classes": num_classes, "super_classes": k, "inertia": inertia, "sklearn_inertia": reference,
             "look_alike_purity": look_alike, "chance_purity": chance, "images_scored": int(len(y)),
             "identity_accuracy": identity_acc, "super_class_accuracy": super_acc}
