@@ -96,7 +96,10 @@ def test_tuning_marks_the_best_development_score(tmp_path):
 
 
 def test_targets_and_shared_models():
+    from tailface.evidence.reproduce import NEEDS, TITLES, WRITERS
+
     assert parse_names("all") == list(NAMES)
+    assert set(NEEDS) == set(TITLES) == set(WRITERS) == set(NAMES)  # every target has its models, title, writer
     order = needed_models(["table2", "table3"])
     assert order.count("abcd") == 1 and order.count("ab") == 1  # trained once for both tables
     assert order.index("ab") < order.index("ours") and order.index("ab") < order.index("arcface-ours")

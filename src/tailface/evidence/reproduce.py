@@ -42,7 +42,7 @@ TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "table4": "Table 4: the number of super classes N_k",
           "fig3": "Fig. 3: uniform vs long-tail training set",
           "sweep": "Tail sweep: softmax on AB plus a growing share of the tail",
-          "tune": "Baselines tuned on the BLUFR development split (ArcFace, range loss)",
+          "tune": "Baselines tuned on the BLUFR development split (ArcFace, range loss, resampling)",
           "probes": "Probes: why ours is below ABCD here, one change at a time (BLUFR development split)",
           "superclasses": "The super classes: k-means quality and purity"}
 
@@ -152,7 +152,7 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     info = run_info()
     written = []
     for name in names:
-        body = _body(name, results, faceset, thresholds, out, sizes)
+        body = WRITERS[name](results, faceset, thresholds, out, sizes)
         walls = [json.loads(p.read_text()).get("wall_s", 0) for m in NEEDS[name] for s in range(seeds)
                  if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
         header = [f"# {TITLES[name]}", "",
@@ -169,25 +169,17 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     return written
 
 
-def _body(name: str, results, faceset, thresholds, out: Path, sizes) -> str:
-    if name == "table1":
-        return tables.table1(results, faceset, thresholds)
-    if name == "fig1":
-        return tables.fig1(results, faceset, thresholds, out)
-    if name == "table2":
-        return tables.table2(results)
-    if name == "fig2":
-        return tables.fig2(results, faceset, thresholds, out)
-    if name == "table3":
-        return tables.table3(results)
-    if name == "table4":
-        return tables.table4(results)
-    if name == "fig3":
-        return tables.fig3(results, out, sizes)
-    if name == "tune":
-        return tables.tune(results)
-    if name == "probes":
-        return tables.probes(results)
-    if name == "superclasses":
-        return tables.superclasses(results)
-    return tables.sweep(results, faceset, thresholds, out)
+# each target's writer: (results, faceset, thresholds, out, Fig. 3 sizes) -> markdown
+WRITERS = {
+    "table1": lambda r, fs, th, out, sizes: tables.table1(r, fs, th),
+    "fig1": lambda r, fs, th, out, sizes: tables.fig1(r, fs, th, out),
+    "table2": lambda r, fs, th, out, sizes: tables.table2(r),
+    "fig2": lambda r, fs, th, out, sizes: tables.fig2(r, fs, th, out),
+    "table3": lambda r, fs, th, out, sizes: tables.table3(r),
+    "table4": lambda r, fs, th, out, sizes: tables.table4(r),
+    "fig3": lambda r, fs, th, out, sizes: tables.fig3(r, out, sizes),
+    "sweep": lambda r, fs, th, out, sizes: tables.sweep(r, fs, th, out),
+    "tune": lambda r, fs, th, out, sizes: tables.tune(r),
+    "probes": lambda r, fs, th, out, sizes: tables.probes(r),
+    "superclasses": lambda r, fs, th, out, sizes: tables.superclasses(r),
+}
