@@ -77,34 +77,35 @@ class Preprocessing:
 TAILFACE_PREPROCESSING = Preprocessing((112, 112))
 
 
-def parse_triple(value, what: str) -> tuple[float, float, float]:
-    """``127.5``, ``"127.5"``, ``"127.5,127.5,127.5"`` or a sequence of 1 or 3 numbers -> 3 floats."""
+def _numbers(value, cast, count: int, what: str, form: str) -> list:
+    """``value`` (a number, a string of numbers split by commas or spaces, or a sequence) as
+    ``count`` numbers of type ``cast``; a single number is repeated ``count`` times."""
     items = value.replace(",", " ").split() if isinstance(value, str) else (
         list(value) if isinstance(value, (list, tuple)) else [value])
     try:
-        floats = [float(v) for v in items]
+        numbers = [cast(v) for v in items]
     except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number or 3 comma-separated numbers, got {value!r}") from None
-    if len(floats) == 1:
-        floats *= 3
-    if len(floats) != 3:
-        raise ConfigError(f"{what} must be a number or 3 comma-separated numbers, got {value!r}")
-    return (floats[0], floats[1], floats[2])
+        raise ConfigError(f"{what} must be {form}, got {value!r}") from None
+    if len(numbers) == 1:
+        numbers *= count
+    if len(numbers) != count:
+        raise ConfigError(f"{what} must be {form}, got {value!r}")
+    return numbers
+
+
+def parse_triple(value, what: str) -> tuple[float, float, float]:
+    """``127.5``, ``"127.5"``, ``"127.5,127.5,127.5"`` or a sequence of 1 or 3 numbers -> 3 floats."""
+    a, b, c = _numbers(value, float, 3, what, "a number or 3 comma-separated numbers")
+    return (a, b, c)
 
 
 def parse_size(value, what: str = "input size") -> tuple[int, int]:
     """``112``, ``"112"``, ``"112,96"`` (H,W), ``"112x96"`` or ``(h, w)`` -> (h, w)."""
-    items = value.replace("x", ",").replace(",", " ").split() if isinstance(value, str) else (
-        list(value) if isinstance(value, (list, tuple)) else [value])
-    try:
-        ints = [int(v) for v in items]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be N or H,W, got {value!r}") from None
-    if len(ints) == 1:
-        ints *= 2
-    if len(ints) != 2 or min(ints) <= 0:
+    text = value.replace("x", ",") if isinstance(value, str) else value
+    h, w = _numbers(text, int, 2, what, "N or H,W")
+    if min(h, w) <= 0:
         raise ConfigError(f"{what} must be N or H,W (positive), got {value!r}")
-    return (ints[0], ints[1])
+    return (h, w)
 
 
 def parse_channel_order(value) -> str:
