@@ -64,11 +64,11 @@ def test_a_cell_trained_with_other_settings_is_refused(profile, tmp_path):
 
     torch.set_num_threads(1)
     out = tmp_path / "repro"
-    run_cell(profile, "ab", 0, out, None, None)
+    run_cell(profile, out, None, None, 1, "ab", 0)
     config = cells.cell_dir(out, "ab", 0) / "config.yaml"
     config.write_text(config.read_text().replace("lr: 0.1", "lr: 0.2"))  # as if the shipped config were retuned
     with pytest.raises(ConfigError, match="different experiment"):
-        run_cell(profile, "ab", 0, out, None, None)
+        run_cell(profile, out, None, None, 1, "ab", 0)
 
 
 def test_tuning_marks_the_best_development_score(tmp_path):
@@ -144,3 +144,32 @@ def test_only_trains_the_named_models_and_their_base(profile, tmp_path):
     assert "| ABCD | - |" in (out / "table3.md").read_text()
     with pytest.raises(ConfigError, match="not a model of table3"):
         reproduce(["table3"], profile, 1, out, only=["sweep-C25"])
+
+
+def test_cells_train_at_once_after_their_base_model(profile, tmp_path, capsys):
+    import json
+
+    from tailface.evidence.parallel import threads_per_job
+
+    out = tmp_path / "repro"
+    reproduce(["table2", "fig2"], profile, 1, out, jobs=2)
+    models = needed_models(["table2", "fig2"])
+    for model in models:
+        assert cells.final_checkpoint(out, model, 0).is_file()
+        assert f"{model} seed 0: -> " in (out / "logs" / f"{model}-seed0.log").read_text()  # its output went there
+        record = json.loads((cells.cell_dir(out, model, 0) / "cell.json").read_text())
+        assert record["cells_at_once"] == 2 and record["threads"] == threads_per_job(2)
+    err = capsys.readouterr().err
+    assert err.index("ab seed 0: finished") < err.index("ours seed 0: started")  # the method waits for its base
+    assert "| AB | " in (out / "table2.md").read_text()
+
+
+def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):
+    from tailface.errors import ConfigError
+
+    out = tmp_path / "repro"
+    folder = cells.cell_dir(out, "abcd", 0)
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"name": "another experiment"}))
+    with pytest.raises(ConfigError, match=r"abcd seed 0 failed: .*different experiment.*rerun the same command"):
+        reproduce(["table2"], profile, 1, out, jobs=2)

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
                     "paired difference of every claimed ordering with its 95%% interval and a verdict.")
     p.add_argument("name", help=f"comma-separated among {', '.join(NAMES)}, or all")
     p.add_argument("--profile", default="cpu", help="cpu, gpu, synthetic, or a profile YAML (default cpu)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    add_cell_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/reproduce-<profile>)")
     p.add_argument("--data", default=None, help="training set spec (default: the profile's)")
     p.add_argument("--only", default=None, metavar="MODEL[,MODEL]",
@@ -29,17 +29,32 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def add_cell_arguments(p) -> None:
+    """--seeds and --jobs, shared with ``tailface study``."""
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N cells at once, each in its own process with its share of the CPU threads and its "
+                        "output in OUT/logs/ (default 1; on a 2-core CPU, 2 is about 1.3x faster: docs/benchmarks.md)")
+
+
+def check_cell_arguments(args) -> None:
     from tailface.errors import ConfigError
+
+    for flag in ("seeds", "jobs"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+
+
+def run(args) -> int:
     from tailface.evidence.cells import Profile
     from tailface.evidence.reproduce import parse_names, reproduce
 
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    check_cell_arguments(args)
     names = parse_names(args.name)
     profile = Profile.load(args.profile)
     out = args.out or Path("runs") / f"reproduce-{profile.name}"
     only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
-    for path in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only, only=only):
+    for path in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only, only=only,
+                            jobs=args.jobs):
         print(f"wrote {path}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.cli.reproduce import add_cell_arguments, check_cell_arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,17 +16,15 @@ def register(subparsers) -> None:
                     "dataset spec (see `tailface analyze --help`) or `synthetic`.")
     p.add_argument("data", help="dataset spec")
     p.add_argument("--profile", default="cpu", help="cpu (32x32 small network), gpu (ResNet-34 112x112), or a YAML")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    add_cell_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/study-<data name>)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tailface.errors import ConfigError
     from tailface.evidence.study import study
 
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    check_cell_arguments(args)
     out = args.out or Path("runs") / f"study-{Path(str(args.data).rstrip('/')).name or 'data'}"
-    print(f"report: {study(args.data, args.profile, args.seeds, out)}")
+    print(f"report: {study(args.data, args.profile, args.seeds, out, jobs=args.jobs)}")
     return 0

@@ -1,9 +1,9 @@
 """``tailface reproduce NAME``: the paper's tables and figures on one profile, with seeds.
 
 Every needed cell (model x seed, :mod:`tailface.evidence.cells`) is run through the one runner,
-seed by seed (seed 0 of every model first, so that a first complete table exists early); finished
-cells are skipped, an interrupted one resumes, and ``--seeds 3`` after ``--seeds 1`` trains only
-seeds 1 and 2. Then ``OUT/<name>.md`` is written for each requested table (atomically; a table is
+seed by seed (seed 0 of every model first, so that a first complete table exists early; with
+``--jobs N``, N cells at once); finished cells are skipped, an interrupted one resumes, and
+``--seeds 3`` after ``--seeds 1`` trains only seeds 1 and 2. Then ``OUT/<name>.md`` is written for each requested table (atomically; a table is
 always rewritten from the cells, so it never shows a half-finished cell as finished).
 """
 
@@ -15,10 +15,11 @@ import platform
 import subprocess
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from tailface.errors import ConfigError
-from tailface.evidence import cells, tables
+from tailface.evidence import cells, parallel, tables
 from tailface.evidence.cells import Profile
 
 NAMES = ("table1", "fig1", "table2", "fig2", "table3", "table4", "fig3", "sweep", "tune", "probes", "superclasses")
@@ -94,7 +95,7 @@ def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
     return identities, identities * thresholds.b
 
 
-def run_cell(profile: Profile, model: str, seed: int, root: Path, data: str | None, sizes) -> None:
+def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int) -> None:
     from tailface.experiment import ExperimentConfig, run_experiment
     from tailface.experiment.stages import say
     from tailface.provenance import claim_output_folder
@@ -111,7 +112,7 @@ def run_cell(profile: Profile, model: str, seed: int, root: Path, data: str | No
     run_experiment(cfg, out, "reproduce")
     record = out / "cell.json"
     earlier = json.loads(record.read_text()) if record.is_file() else {}
-    info = {**run_info(), "profile": profile.name, "invocations": int(earlier.get("invocations", 0)) + 1,
+    info = {**run_info(), "profile": profile.name, "cells_at_once": jobs, "invocations": int(earlier.get("invocations", 0)) + 1,
             "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1)}  # summed over resumes
     write_atomic(record, json.dumps(info, indent=1))
 
@@ -123,12 +124,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
-              train: bool = True, only: list[str] | None = None) -> list[Path]:
+              train: bool = True, only: list[str] | None = None, jobs: int = 1) -> list[Path]:
     """Run the cells the tables ``names`` need (unless ``train`` is false: then only the tables
     are written, from the cells finished so far; with ``only``, just those models and their base
-    models) and write ``OUT/<name>.md``."""
+    models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`) and write ``OUT/<name>.md``."""
     from tailface.data.groups import GroupThresholds
     from tailface.experiment.config import DataConfig
+    from tailface.experiment.stages import say
 
     out.mkdir(parents=True, exist_ok=True)
     spec = data or profile.data_spec()
@@ -145,9 +147,9 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
         wanted = {m for model in only for m in [*cells.dependencies(model), model]}
         models = [m for m in models if m in wanted]
     start = time.time()
-    for seed in range(seeds if train else 0):
-        for model in models:
-            run_cell(profile, model, seed, out, spec, sizes)
+    todo = [(model, seed) for seed in range(seeds if train else 0) for model in models]
+    parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs), cells.dependencies,
+                       out / "logs", lambda cell, msg: say(cell, msg, "reproduce"))
     results = tables.Results(out, list(range(seeds)))
     info = run_info()
     written = []

@@ -43,9 +43,9 @@ def _answer(d_vr, d_dir, yes: str, no: str) -> str:
     return f"**cannot be told from noise** with {d_vr.n} seeds (or the metrics disagree)"
 
 
-def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict | None = None) -> Path:
+def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict | None = None, jobs: int = 1) -> Path:
     profile = study_profile(data, profile_name, overrides)
-    reproduce(["table1", "sweep"], profile, seeds, out, data)
+    reproduce(["table1", "sweep"], profile, seeds, out, data, jobs=jobs)
     results = tables.Results(out, list(range(seeds)))
     vr, dir_ = tables.CLAIM_METRICS
 

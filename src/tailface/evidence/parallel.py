@@ -1,0 +1,102 @@
+"""Several cells at once (``tailface reproduce --jobs N``, ``tailface study --jobs N``).
+
+A small CPU network does not keep two cores busy from one process (intra-op threads on 32x32
+convolutions and the data loader's hand-offs leave them idle), so on the 2-core development
+machine two one-thread cells at once finish Table 2 1.28x as fast as one two-thread cell at a
+time (``benchmarks/bench_cells_at_once.py``, docs/benchmarks.md). Each cell runs in its own spawned process with ``cpu_count // jobs`` torch
+threads, its output in ``LOGS/<model>-seed<k>.log``; a cell starts once the cells it depends on
+(the method's base model, same seed) are finished, in the order given (seed 0 of every model
+first). Cells are resumable, so when one fails the others are stopped and the error is raised:
+rerunning the command continues where each cell stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from tailface.errors import ConfigError, TailfaceError
+
+Cell = tuple[str, int]  # (model, seed)
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
+              dependencies: Callable[[str], list[str]], logs: Path, say: Callable[[str, str], None]) -> None:
+    """Call ``train(model, seed)`` for every cell of ``todo``, ``jobs`` of them at once.
+    ``train`` must be picklable (a module-level function or a ``functools.partial`` of one)."""
+    if jobs <= 1:
+        for model, seed in todo:
+            train(model, seed)
+        return
+    logs.mkdir(parents=True, exist_ok=True)
+    waiting, finished = list(todo), set()
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    start_method = multiprocessing.get_start_method()  # what the cell's data loader workers would use with --jobs 1
+    running: dict[Cell, tuple[multiprocessing.process.BaseProcess, Path]] = {}
+    errors = context.SimpleQueue()  # (cell, message) of a cell that failed on bad input
+    messages: dict[Cell, str] = {}
+
+    def ready(cell: Cell) -> bool:  # its base models are done, or not part of this run
+        model, seed = cell
+        return all((d, seed) in finished or (d, seed) not in todo for d in dependencies(model))
+
+    try:
+        while waiting or running:
+            for cell in [c for c in waiting if ready(c)][:jobs - len(running)]:
+                log = logs / f"{cell[0]}-seed{cell[1]}.log"
+                process = context.Process(target=_train_logged, name=f"{cell[0]} seed {cell[1]}",
+                                          args=(train, cell, log, threads_per_job(jobs), start_method, errors))
+                process.start()
+                running[cell] = (process, log)
+                waiting.remove(cell)
+                say(f"{cell[0]} seed {cell[1]}", f"started (log: {log})")
+            if not running:  # nothing can start: a dependency cycle, which cells.dependencies never makes
+                raise ConfigError(f"cells {waiting} wait on each other")
+            wait([process.sentinel for process, _ in running.values()])
+            for cell, (process, log) in list(running.items()):
+                if process.exitcode is None:
+                    continue
+                del running[cell]
+                if process.exitcode != 0:
+                    while not errors.empty():
+                        failed, message = errors.get()
+                        messages[tuple(failed)] = message
+                    text = (f"{cell[0]} seed {cell[1]} failed: {messages.get(cell, f'exit code {process.exitcode}')} "
+                            f"(its output: {log}); the other cells were stopped: rerun the same command to resume them")
+                    raise ConfigError(text) if cell in messages else RuntimeError(text)
+                finished.add(cell)
+                say(f"{cell[0]} seed {cell[1]}", "finished")
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.join()
+
+
+def _train_logged(train: Callable[[str, int], None], cell: Cell, log: Path, threads: int, start_method: str,
+                  errors) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    # a spawned child inherits "spawn" as its default: its data loader would then start every worker as a
+    # fresh interpreter at every epoch (measured: 3-4x slower cells); use the parent's method instead
+    multiprocessing.set_start_method(start_method, force=True)
+    with open(log, "a") as sink:
+        os.dup2(sink.fileno(), 1)  # the cell's progress bars and messages go to its log, not the terminal
+        os.dup2(sink.fileno(), 2)
+        try:
+            train(*cell)
+        except TailfaceError as error:  # bad input: its message is the answer
+            errors.put((cell, str(error)))
+            raise SystemExit(2) from None
+        except BaseException:
+            traceback.print_exc()  # into the log; the parent names the log
+            raise SystemExit(1) from None
