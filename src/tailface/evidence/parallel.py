@@ -52,10 +52,10 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
         while waiting or running:
             for cell in [c for c in waiting if ready(c)][:jobs - len(running)]:
                 log = logs / f"{cell[0]}-seed{cell[1]}.log"
-                process = context.Process(target=_train_logged, name=f"{cell[0]} seed {cell[1]}",
-                                          args=(train, cell, log, threads_per_job(jobs), start_method, errors))
-                process.start()
-                running[cell] = (process, log)
+                child = context.Process(target=_train_logged, name=f"{cell[0]} seed {cell[1]}",
+                                        args=(train, cell, log, threads_per_job(jobs), start_method, errors))
+                child.start()
+                running[cell] = (child, log)
                 waiting.remove(cell)
                 say(f"{cell[0]} seed {cell[1]}", f"started (log: {log})")
             if not running:  # nothing can start: a dependency cycle, which cells.dependencies never makes
