@@ -3,8 +3,9 @@
 Every needed cell (model x seed, :mod:`tailface.evidence.cells`) is run through the one runner,
 seed by seed (seed 0 of every model first, so that a first complete table exists early; with
 ``--jobs N``, N cells at once); finished cells are skipped, an interrupted one resumes, and
-``--seeds 3`` after ``--seeds 1`` trains only seeds 1 and 2. Then ``OUT/<name>.md`` is written for each requested table (atomically; a table is
-always rewritten from the cells, so it never shows a half-finished cell as finished).
+``--seeds 3`` after ``--seeds 1`` trains only seeds 1 and 2. Then ``OUT/<name>.md`` is written
+for each requested table (atomically; a table is always rewritten from the cells, so it never
+shows a half-finished cell as finished).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, m
     run_experiment(cfg, out, "reproduce")
     record = out / "cell.json"
     earlier = json.loads(record.read_text()) if record.is_file() else {}
-    info = {**run_info(), "profile": profile.name, "cells_at_once": jobs, "invocations": int(earlier.get("invocations", 0)) + 1,
+    info = {**run_info(), "profile": profile.name, "cells_at_once": jobs,
+            "invocations": int(earlier.get("invocations", 0)) + 1,
             "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1)}  # summed over resumes
     write_atomic(record, json.dumps(info, indent=1))
 
