@@ -6,8 +6,9 @@ machine two one-thread cells at once finish Table 2 1.28x as fast as one two-thr
 time (``benchmarks/bench_cells_at_once.py``, docs/benchmarks.md). Each cell runs in its own
 spawned process with ``cpu_count // jobs`` torch threads, its output in
 ``LOGS/<model>-seed<k>.log``; a cell starts once the cells it depends on (the method's base
-model, same seed) are finished, in the order given (seed 0 of every model first). Cells are resumable, so when one fails the others are stopped and the error is raised:
-rerunning the command continues where each cell stopped.
+model, same seed) are finished, in the order given (seed 0 of every model first). Cells are
+resumable, so when one fails the others are stopped and the error is raised: rerunning the
+command continues where each cell stopped.
 """
 
 from __future__ import annotations
