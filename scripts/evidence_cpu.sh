@@ -2,7 +2,7 @@
 # The CPU evidence campaign (docs/results.md): every table and figure of the paper with 3 seeds on the
 # CelebA training set (BLUFR on LFW), and `tailface study` on the built-in data and on CelebA.
 # Resumable: rerun the same command after a stop; finished cells are skipped. Cheap and central
-# results first (the synthetic study, the baselines' tuning, Tables 2-3 with 3 seeds), so that
+# results first (the synthetic study, the baselines' tuning, Tables 2-4 with 3 seeds), so that
 # complete tables exist early.
 # Usage: scripts/evidence_cpu.sh [OUT]   (default runs/evidence; run it under nice)
 # TAILFACE_JOBS (default 2): cells trained at once (`--jobs`, 1.28x faster on 2 cores: docs/benchmarks.md)

@@ -4,6 +4,8 @@
 class TailfaceError(Exception):
     """Base class of every error tailface raises on purpose."""
 
+    exit_code = 2  # the command line's exit status: bad input
+
 
 class DataError(TailfaceError):
     """A dataset file is missing, corrupt, or inconsistent. The message names the file."""
@@ -24,3 +26,10 @@ class OutputError(TailfaceError):
 
 class TrainingDiverged(TailfaceError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class WorkerFailed(TailfaceError):
+    """A worker process died (killed, out of memory, a bug in it). Not bad input: exit status 1.
+    The message names the work and where its output is."""
+
+    exit_code = 1

@@ -133,3 +133,40 @@ def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
         b = json.loads(cells.metrics_path(out, model, 0).read_text())
         assert a["synthetic"] == b["synthetic"], model
     assert (out / "table2.md").is_file()
+
+
+def test_reproduce_with_jobs_a_killed_cell_stops_the_others_and_all_resume(tmp_path):
+    """``--jobs 2``: a cell process killed mid-epoch fails the command (exit 1, the cell and its log
+    named), the cell beside it is stopped; the same command then resumes both and every cell ends
+    with the weights of an uninterrupted one-at-a-time run (one torch thread in both)."""
+    from tailface.evidence import cells
+    from tailface.evidence.cells import Profile
+    from tailface.evidence.reproduce import reproduce
+
+    from ._helpers import TINY_DATA
+
+    profile_doc = {"family": "synthetic", "data": "synthetic",
+                   "overrides": {"data": {"options": TINY_DATA["options"]}, "model": TINY_METHOD["model"],
+                                 "train": {"max_steps": 3, "checkpoint_every": 1, "progress": False}}}
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("# tiny\n" + yaml.safe_dump(profile_doc))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reproduce(["table2"], Profile.load(str(profile)), 1, tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "killed"
+    args = ["reproduce", "table2", "--profile", str(profile), "--out", str(out), "--jobs", "2"]
+    proc = cli(args, kill_at="step.train:2")  # every cell process dies at its second step; the first stops the run
+    assert proc.returncode == 1, f"rc {proc.returncode}\n{proc.stderr[-3000:]}"
+    assert "seed 0 failed: killed by SIGKILL" in proc.stderr and "rerun the same command" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any(cells.final_checkpoint(out, m, 0).is_file() for m in ("softmax-A", "ab", "softmax-ABC", "abcd"))
+    proc = cli(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from last.pt" in (out / "logs" / "softmax-A-seed0.log").read_text()
+    for model in ("softmax-A", "ab", "softmax-ABC", "abcd"):
+        assert_same_weights(cells.final_checkpoint(tmp_path / "reference", model, 0),
+                            cells.final_checkpoint(out, model, 0))
+    assert (out / "table2.md").is_file()

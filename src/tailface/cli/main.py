@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TailfaceError as exc:
         print(f"tailface {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"tailface {args.command}: interrupted", file=sys.stderr)
         return 130

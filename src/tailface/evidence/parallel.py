@@ -4,7 +4,7 @@ A small CPU network does not keep two cores busy from one process (intra-op thre
 convolutions and the data loader's hand-offs leave them idle), so on the 2-core development
 machine two one-thread cells at once finish Table 2 1.28x as fast as one two-thread cell at a
 time (``benchmarks/bench_cells_at_once.py``, docs/benchmarks.md). Each cell runs in its own
-spawned process with ``cpu_count // jobs`` torch threads, its output in
+spawned process with its share of the torch threads (:func:`threads_per_job`), its output in
 ``LOGS/<model>-seed<k>.log``; a cell starts once the cells it depends on (the method's base
 model, same seed) are finished, in the order given (seed 0 of every model first). Cells are
 resumable, so when one fails the others are stopped and the error is raised: rerunning the
@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from tailface.errors import ConfigError, TailfaceError
+from tailface.errors import ConfigError, TailfaceError, WorkerFailed
 
 Cell = tuple[str, int]  # (model, seed)
 
 
 def threads_per_job(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // jobs)
+    """This process's torch threads (the cores, or ``OMP_NUM_THREADS``) shared out among the jobs."""
+    import torch
+
+    return max(1, torch.get_num_threads() // jobs)
 
 
 def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
@@ -70,9 +74,9 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
                     while not errors.empty():
                         failed, message = errors.get()
                         messages[tuple(failed)] = message
-                    text = (f"{cell[0]} seed {cell[1]} failed: {messages.get(cell, f'exit code {process.exitcode}')} "
+                    text = (f"{cell[0]} seed {cell[1]} failed: {messages.get(cell) or _death(process.exitcode)} "
                             f"(its output: {log}); the other cells were stopped: rerun the same command to resume them")
-                    raise ConfigError(text) if cell in messages else RuntimeError(text)
+                    raise ConfigError(text) if cell in messages else WorkerFailed(text)
                 finished.add(cell)
                 say(f"{cell[0]} seed {cell[1]}", "finished")
     finally:
@@ -80,6 +84,12 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
             process.terminate()
         for process, _ in running.values():
             process.join()
+
+
+def _death(exitcode: int) -> str:
+    if exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
 
 
 def _train_logged(train: Callable[[str, int], None], cell: Cell, log: Path, threads: int, start_method: str,
