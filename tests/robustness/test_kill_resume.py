@@ -96,10 +96,9 @@ def test_an_unset_or_unmatched_kill_point_costs_nothing(point, monkeypatch):
     faults.point("nowhere")
 
 
-def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
-    """``tailface reproduce``: a finished cell is skipped (not retrained, not re-evaluated), the
-    interrupted one resumes; every cell ends as in an uninterrupted invocation."""
-    from tailface.evidence import cells
+def _tiny_profile_and_table2_reference(tmp_path, steps: int):
+    """A tiny synthetic profile (``tmp_path/tiny.yaml``) and ``tailface reproduce table2`` on it,
+    uninterrupted, in ``tmp_path/reference`` (one torch thread)."""
     from tailface.evidence.cells import Profile
     from tailface.evidence.reproduce import reproduce
 
@@ -107,7 +106,7 @@ def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
 
     profile_doc = {"family": "synthetic", "data": "synthetic",
                    "overrides": {"data": {"options": TINY_DATA["options"]}, "model": TINY_METHOD["model"],
-                                 "train": {"max_steps": 2, "checkpoint_every": 1, "progress": False}}}
+                                 "train": {"max_steps": steps, "checkpoint_every": 1, "progress": False}}}
     profile = tmp_path / "tiny.yaml"
     profile.write_text("# tiny\n" + yaml.safe_dump(profile_doc))
     threads = torch.get_num_threads()
@@ -116,6 +115,15 @@ def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
         reproduce(["table2"], Profile.load(str(profile)), 1, tmp_path / "reference")
     finally:
         torch.set_num_threads(threads)
+    return profile
+
+
+def test_reproduce_killed_resumes_without_recomputing_finished_cells(tmp_path):
+    """``tailface reproduce``: a finished cell is skipped (not retrained, not re-evaluated), the
+    interrupted one resumes; every cell ends as in an uninterrupted invocation."""
+    from tailface.evidence import cells
+
+    profile = _tiny_profile_and_table2_reference(tmp_path, steps=2)
     out = tmp_path / "killed"
     args = ["reproduce", "table2", "--profile", str(profile), "--out", str(out)]
     proc = cli(args, kill_at="step.train:3")  # the second cell, mid-epoch
@@ -140,22 +148,8 @@ def test_reproduce_with_jobs_a_killed_cell_stops_the_others_and_all_resume(tmp_p
     named), the cell beside it is stopped; the same command then resumes both and every cell ends
     with the weights of an uninterrupted one-at-a-time run (one torch thread in both)."""
     from tailface.evidence import cells
-    from tailface.evidence.cells import Profile
-    from tailface.evidence.reproduce import reproduce
 
-    from ._helpers import TINY_DATA
-
-    profile_doc = {"family": "synthetic", "data": "synthetic",
-                   "overrides": {"data": {"options": TINY_DATA["options"]}, "model": TINY_METHOD["model"],
-                                 "train": {"max_steps": 3, "checkpoint_every": 1, "progress": False}}}
-    profile = tmp_path / "tiny.yaml"
-    profile.write_text("# tiny\n" + yaml.safe_dump(profile_doc))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        reproduce(["table2"], Profile.load(str(profile)), 1, tmp_path / "reference")
-    finally:
-        torch.set_num_threads(threads)
+    profile = _tiny_profile_and_table2_reference(tmp_path, steps=3)
     out = tmp_path / "killed"
     args = ["reproduce", "table2", "--profile", str(profile), "--out", str(out), "--jobs", "2"]
     proc = cli(args, kill_at="step.train:2")  # every cell process dies at its second step; the first stops the run
