@@ -161,7 +161,8 @@ def test_cells_train_at_once_after_their_base_model(profile, tmp_path, capsys):
         assert record["cells_at_once"] == 2 and record["threads"] == threads_per_job(2)
     err = capsys.readouterr().err
     assert err.index("ab seed 0: finished") < err.index("ours seed 0: started")  # the method waits for its base
-    assert "| AB | " in (out / "table2.md").read_text()
+    text = (out / "table2.md").read_text()
+    assert "| AB | " in text and f"4 cells, {threads_per_job(2)} torch thread(s) each, 2 at once" in text
 
 
 def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):

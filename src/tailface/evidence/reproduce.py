@@ -119,6 +119,19 @@ def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, m
     write_atomic(record, json.dumps(info, indent=1))
 
 
+def training_setup(records: list[dict]) -> str:
+    """How the cells were trained, from their ``cell.json`` (cells before ``--jobs`` existed ran one at a time)."""
+    if not records:
+        return ""
+
+    def span(values: set) -> str:
+        return str(min(values)) if len(values) == 1 else f"{min(values)}-{max(values)}"
+
+    threads = {r["threads"] for r in records if "threads" in r}
+    at_once = {r.get("cells_at_once", 1) for r in records}
+    return f"; {len(records)} cells, {span(threads)} torch thread(s) each, {span(at_once)} at once"
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -157,16 +170,17 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     written = []
     for name in names:
         body = WRITERS[name](results, faceset, thresholds, out, sizes)
-        walls = [json.loads(p.read_text()).get("wall_s", 0) for m in NEEDS[name] for s in range(seeds)
-                 if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+        records = [json.loads(p.read_text()) for m in NEEDS[name] for s in range(seeds)
+                   if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+        walls = [r.get("wall_s", 0) for r in records]
         header = [f"# {TITLES[name]}", "",
                   f"`tailface reproduce {name} --profile {profile.name} --seeds {seeds} --out {out}` "
                   f"(profile: {profile.description}). Data: `{spec}`. Seeds 0..{seeds - 1}. Written {info['date']} at "
                   f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
                   f"{info['threads']} threads{', GPU ' + info['cuda'] if info['cuda'] else ''}. Training wall time "
                   f"of its cells: {sum(walls) / 60:.1f} min in all (this invocation: {(time.time() - start) / 60:.1f} "
-                  f"min). Paper: ResNet-34, 1.1M MS-Celeb-1M images, MegaFace with 1M distractors; ours: "
-                  f"MegaFace-style proxy on LFW (docs/evaluation.md).", ""]
+                  f"min){training_setup(records)}. Paper: ResNet-34, 1.1M MS-Celeb-1M images, MegaFace with 1M "
+                  f"distractors; ours: MegaFace-style proxy on LFW (docs/evaluation.md).", ""]
         path = out / f"{name}.md"
         write_atomic(path, "\n".join(header + [body, ""]))
         written.append(path)
