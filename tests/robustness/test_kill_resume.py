@@ -6,6 +6,7 @@ same metrics as an uninterrupted run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import pytest
@@ -164,3 +165,57 @@ def test_reproduce_with_jobs_a_killed_cell_stops_the_others_and_all_resume(tmp_p
         assert_same_weights(cells.final_checkpoint(tmp_path / "reference", model, 0),
                             cells.final_checkpoint(out, model, 0))
     assert (out / "table2.md").is_file()
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append(int(status.parent.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "(zombie)" not in status.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists child processes through /proc (Linux)")
+def test_reproduce_with_jobs_killed_leaves_no_cell_running(tmp_path):
+    """``--jobs 2`` killed with SIGKILL (nothing of it runs any more): its cell processes end too, so a
+    rerun never trains a cell twice at once into the same folder."""
+    import subprocess
+    import sys
+    import time
+
+    from ._helpers import SRC, TINY_DATA
+
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("# tiny\n" + yaml.safe_dump(
+        {"family": "synthetic", "data": "synthetic",
+         "overrides": {"data": {"options": TINY_DATA["options"]}, "model": TINY_METHOD["model"],
+                       "train": {"epochs": 100000, "progress": False}}}))  # long enough to be killed in it
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tailface.cli", "reproduce", "table2", "--profile", str(profile),
+                             "--out", str(tmp_path / "out"), "--jobs", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(children := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(children) >= 2, "the two cell processes did not start"  # (and multiprocessing's resource tracker)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60  # a cell process looks for its parent every 2 s
+    while (alive := [c for c in children if _running(c)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive, f"cell processes {alive} outlived the killed command"

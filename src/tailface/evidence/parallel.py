@@ -16,6 +16,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -58,7 +60,8 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
             for cell in [c for c in waiting if ready(c)][:jobs - len(running)]:
                 log = logs / f"{cell[0]}-seed{cell[1]}.log"
                 child = context.Process(target=_train_logged, name=f"{cell[0]} seed {cell[1]}",
-                                        args=(train, cell, log, threads_per_job(jobs), start_method, errors))
+                                        args=(train, cell, log, threads_per_job(jobs), start_method, os.getpid(),
+                                              errors))
                 child.start()
                 running[cell] = (child, log)
                 waiting.remove(cell)
@@ -92,9 +95,22 @@ def _death(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
+def _exit_with(parent: int) -> None:
+    """End this process when ``parent`` is gone (killed with SIGKILL, it stops nothing): else a rerun
+    of the command would train this same cell a second time, at once, into the same folder."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent watch").start()
+
+
 def _train_logged(train: Callable[[str, int], None], cell: Cell, log: Path, threads: int, start_method: str,
-                  errors) -> None:
+                  parent: int, errors) -> None:
     import torch
+
+    _exit_with(parent)
 
     torch.set_num_threads(threads)
     # a spawned child inherits "spawn" as its default: its data loader would then start every worker as a
