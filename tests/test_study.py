@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from tailface.cli.main import main
 from tailface.errors import ConfigError
 from tailface.evidence import cells
-from tailface.evidence.study import study
+from tailface.evidence.study import HOLDOUT, study
 from tailface.experiment import ExperimentConfig
 from tailface.experiment.config import DataConfig
 
@@ -37,6 +39,11 @@ def test_study_answers_with_intervals(tmp_path):
     for part in ("Does the tail hurt plain softmax here", "Does aggregate-and-disperse help", "Recommendation",
                  "## Groups of the data", "## Tail sweep", "cannot be told with one seed"):
         assert part in text, part
+    data = DataConfig(train="synthetic", options=TINY["data"]["options"], holdout=dict(HOLDOUT))
+    train, held = data.open(), data.open_heldout()
+    assert f"({held.num_classes:,} identities, {len(held):,} images)" in text
+    total = re.search(r"total\s+all\s+([\d,]+)", text)  # the group table counts the training identities only
+    assert total is not None and total.group(1) == f"{train.num_classes:,}"
     metrics = (cells.metrics_path(tmp_path / "study", "ours", 0)).read_text()
     assert '"heldout"' in metrics
     assert (tmp_path / "study" / "sweep.png").is_file()

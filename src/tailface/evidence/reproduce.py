@@ -151,7 +151,9 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     spec = data or profile.data_spec()
     data_block = cells.merged(profile.baseline("ab"), profile.overrides)["data"]
     thresholds = GroupThresholds(**(data_block.get("groups") or {}))
-    faceset = DataConfig(train=spec, groups=thresholds, options=dict(data_block.get("options") or {})).open()
+    # the training set as the cells see it (without a study's held-out test identities)
+    faceset = DataConfig(train=spec, groups=thresholds, options=dict(data_block.get("options") or {}),
+                         holdout=dict(data_block.get("holdout") or {})).open()
     sizes = fig3_sizes(faceset, thresholds) if "fig3" in names else None
     models = needed_models(names)
     if only is not None:

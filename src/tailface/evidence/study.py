@@ -28,6 +28,15 @@ def study_profile(data: str, profile: str, overrides: dict | None = None) -> Pro
     return Profile(f"study-{base.name}", family, data, merged(base.overrides, extra), base.description)
 
 
+def _held_out(profile: Profile) -> str:
+    from tailface.experiment.config import DataConfig
+
+    block = merged(profile.baseline("ab"), profile.overrides)["data"]
+    held = DataConfig(train=profile.data_spec(), options=dict(block.get("options") or {}),
+                      holdout=dict(block["holdout"])).open_heldout()
+    return f"{held.num_classes:,} identities, {len(held):,} images"
+
+
 def _answer(d_vr, d_dir, yes: str, no: str) -> str:
     verdicts = {d_vr.verdict, d_dir.verdict}
     if verdicts == {HOLDS}:
@@ -73,9 +82,10 @@ def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict |
     lines = [f"# tailface study: {data}", "",
              f"`tailface study {data} --profile {profile_name} --seeds {seeds} --out {out}`; written {info['date']} at "
              f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}. Test "
-             f"identities: {int(100 * HOLDOUT['fraction'])}% of the identities with >= {HOLDOUT['min_images']} images, "
-             "held out of every model's training; verification over all their pairs and open-set identification "
-             "(protocol `heldout`, docs/evaluation.md).", "",
+             f"identities: {int(100 * HOLDOUT['fraction'])}% of the identities with >= {HOLDOUT['min_images']} images "
+             f"({_held_out(profile)}), held out of every model's training; verification over all their pairs and "
+             "open-set identification (protocol `heldout`, docs/evaluation.md). The groups and the sweep below "
+             "count the training identities only.", "",
              "## Answers", "",
              f"- Does the tail hurt plain softmax here (AB > ABCD)? "
              f"{_answer(*hurt, 'Yes', 'No: adding the tail helps softmax')}. "
