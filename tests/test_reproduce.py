@@ -167,10 +167,15 @@ def test_cells_train_at_once_after_their_base_model(profile, tmp_path, capsys):
 
 def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):
     from tailface.errors import ConfigError
+    from tailface.evidence.reproduce import cell_experiment
 
     out = tmp_path / "repro"
-    folder = cells.cell_dir(out, "abcd", 0)
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"name": "another experiment"}))
-    with pytest.raises(ConfigError, match=r"abcd seed 0 failed: .*different experiment.*rerun the same command"):
+    folder, cfg = cell_experiment(profile, out, None, None, "abcd", 0)
+    (folder / "train").mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))  # this very cell ...
+    (folder / "train" / "last.pt").write_bytes(b"not a checkpoint")  # ... interrupted, its checkpoint damaged
+    with pytest.raises(ConfigError, match=r"abcd seed 0 failed: .*last.pt.*rerun the same command"):
+        reproduce(["table2"], profile, 1, out, jobs=2)
+    with pytest.raises(ConfigError, match="different experiment"):  # found before any process starts
+        (folder / "config.yaml").write_text(yaml.safe_dump({"name": "another experiment"}))
         reproduce(["table2"], profile, 1, out, jobs=2)

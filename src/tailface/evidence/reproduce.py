@@ -96,18 +96,35 @@ def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
     return identities, identities * thresholds.b
 
 
-def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int) -> None:
-    from tailface.experiment import ExperimentConfig, run_experiment
+def cell_experiment(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int):
+    """The cell's folder and its :class:`~tailface.experiment.ExperimentConfig`."""
+    from tailface.experiment import ExperimentConfig
+
+    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in ("uniform", "long-tail") else None)
+    return cells.cell_dir(root, model, seed), ExperimentConfig.from_dict(doc, f"{model} seed {seed}")
+
+
+def finished(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int) -> bool:
+    """Whether the cell is trained and evaluated; a cell trained with other settings (e.g. before a
+    shipped config was retuned) is refused with its folder named."""
     from tailface.experiment.stages import say
     from tailface.provenance import claim_output_folder
 
-    out = cells.cell_dir(root, model, seed)
-    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in ("uniform", "long-tail") else None)
-    cfg = ExperimentConfig.from_dict(doc, f"{model} seed {seed}")
-    claim_output_folder(out, cfg.to_dict())  # a cell trained with other settings (e.g. a retuned config) is refused
+    out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
+    claim_output_folder(out, cfg.to_dict())
     if cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file():
         say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
+        return True
+    return False
+
+
+def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int) -> None:
+    from tailface.experiment import run_experiment
+    from tailface.experiment.stages import say
+
+    if finished(profile, root, data, sizes, model, seed):
         return
+    out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
     say(f"{model} seed {seed}", f"-> {out}", "reproduce")
     start = time.time()
     run_experiment(cfg, out, "reproduce")
@@ -164,7 +181,8 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
         wanted = {m for model in only for m in [*cells.dependencies(model), model]}
         models = [m for m in models if m in wanted]
     start = time.time()
-    todo = [(model, seed) for seed in range(seeds if train else 0) for model in models]
+    todo = [(model, seed) for seed in range(seeds if train else 0) for model in models
+            if jobs == 1 or not finished(profile, out, spec, sizes, model, seed)]  # no process for a finished cell
     parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs), cells.dependencies,
                        out / "logs", lambda cell, msg: say(cell, msg, "reproduce"))
     results = tables.Results(out, list(range(seeds)))
