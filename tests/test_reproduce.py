@@ -176,6 +176,6 @@ def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):
     (folder / "train" / "last.pt").write_bytes(b"not a checkpoint")  # ... interrupted, its checkpoint damaged
     with pytest.raises(ConfigError, match=r"abcd seed 0 failed: .*last.pt.*rerun the same command"):
         reproduce(["table2"], profile, 1, out, jobs=2)
-    with pytest.raises(ConfigError, match="different experiment"):  # found before any process starts
+    with pytest.raises(ConfigError, match="abcd seed 0 failed: .*different experiment"):  # refused in its process
         (folder / "config.yaml").write_text(yaml.safe_dump({"name": "another experiment"}))
         reproduce(["table2"], profile, 1, out, jobs=2)

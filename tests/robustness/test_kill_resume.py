@@ -160,7 +160,8 @@ def test_reproduce_with_jobs_a_killed_cell_stops_the_others_and_all_resume(tmp_p
     assert not any(cells.final_checkpoint(out, m, 0).is_file() for m in ("softmax-A", "ab", "softmax-ABC", "abcd"))
     proc = cli(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "resuming from last.pt" in (out / "logs" / "softmax-A-seed0.log").read_text()
+    # the cell that killed itself had written last.pt (step 1); the one stopped beside it may not have
+    assert any("resuming from last.pt" in (out / "logs" / f"{m}-seed0.log").read_text() for m in ("softmax-A", "ab"))
     for model in ("softmax-A", "ab", "softmax-ABC", "abcd"):
         assert_same_weights(cells.final_checkpoint(tmp_path / "reference", model, 0),
                             cells.final_checkpoint(out, model, 0))

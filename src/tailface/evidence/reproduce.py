@@ -105,26 +105,30 @@ def cell_experiment(profile: Profile, root: Path, data: str | None, sizes, model
 
 
 def finished(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int) -> bool:
-    """Whether the cell is trained and evaluated; a cell trained with other settings (e.g. before a
-    shipped config was retuned) is refused with its folder named."""
+    """Whether the cell is trained and evaluated, with the current settings: a finished cell trained
+    with other settings (e.g. before a shipped config was retuned) is refused with its folder named.
+    Cheap for a cell not finished (its config, which may name a base model not trained yet, is not
+    built)."""
     from tailface.experiment.stages import say
     from tailface.provenance import claim_output_folder
 
+    if not (cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file()):
+        return False
     out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
     claim_output_folder(out, cfg.to_dict())
-    if cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file():
-        say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
-        return True
-    return False
+    say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
+    return True
 
 
 def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int) -> None:
     from tailface.experiment import run_experiment
     from tailface.experiment.stages import say
+    from tailface.provenance import claim_output_folder
 
     if finished(profile, root, data, sizes, model, seed):
         return
     out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
+    claim_output_folder(out, cfg.to_dict())  # an interrupted cell trained with other settings is refused too
     say(f"{model} seed {seed}", f"-> {out}", "reproduce")
     start = time.time()
     run_experiment(cfg, out, "reproduce")
