@@ -159,22 +159,29 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def shared_data(profile: Profile, spec: str):
+    """The data every cell of ``profile`` shares (the spec, its groups and options, a study's
+    held-out identities) as a :class:`~tailface.experiment.config.DataConfig`."""
+    from tailface.data.groups import GroupThresholds
+    from tailface.experiment.config import DataConfig
+
+    block = cells.merged(profile.baseline("ab"), profile.overrides)["data"]
+    return DataConfig(train=spec, groups=GroupThresholds(**(block.get("groups") or {})),
+                      options=dict(block.get("options") or {}), holdout=dict(block.get("holdout") or {}))
+
+
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
               train: bool = True, only: list[str] | None = None, jobs: int = 1) -> list[Path]:
     """Run the cells the tables ``names`` need (unless ``train`` is false: then only the tables
     are written, from the cells finished so far; with ``only``, just those models and their base
     models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`) and write ``OUT/<name>.md``."""
-    from tailface.data.groups import GroupThresholds
-    from tailface.experiment.config import DataConfig
     from tailface.experiment.stages import say
 
     out.mkdir(parents=True, exist_ok=True)
     spec = data or profile.data_spec()
-    data_block = cells.merged(profile.baseline("ab"), profile.overrides)["data"]
-    thresholds = GroupThresholds(**(data_block.get("groups") or {}))
-    # the training set as the cells see it (without a study's held-out test identities)
-    faceset = DataConfig(train=spec, groups=thresholds, options=dict(data_block.get("options") or {}),
-                         holdout=dict(data_block.get("holdout") or {})).open()
+    shared = shared_data(profile, spec)
+    thresholds = shared.groups
+    faceset = shared.open()  # the training set as the cells see it (without a study's held-out identities)
     sizes = fig3_sizes(faceset, thresholds) if "fig3" in names else None
     models = needed_models(names)
     if only is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tailface.evidence import tables
 from tailface.evidence.cells import Profile, merged
-from tailface.evidence.reproduce import reproduce, run_info, write_atomic
+from tailface.evidence.reproduce import reproduce, run_info, shared_data, write_atomic
 from tailface.evidence.stats import HOLDS, REVERSED, paired_difference
 
 HOLDOUT = {"fraction": 0.2, "seed": 0, "min_images": 2}
@@ -29,11 +29,7 @@ def study_profile(data: str, profile: str, overrides: dict | None = None) -> Pro
 
 
 def _held_out(profile: Profile) -> str:
-    from tailface.experiment.config import DataConfig
-
-    block = merged(profile.baseline("ab"), profile.overrides)["data"]
-    held = DataConfig(train=profile.data_spec(), options=dict(block.get("options") or {}),
-                      holdout=dict(block["holdout"])).open_heldout()
+    held = shared_data(profile, profile.data_spec()).open_heldout()
     return f"{held.num_classes:,} identities, {len(held):,} images"
 
 
