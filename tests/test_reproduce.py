@@ -163,6 +163,7 @@ def test_cells_train_at_once_after_their_base_model(profile, tmp_path, capsys):
     assert err.index("ab seed 0: finished") < err.index("ours seed 0: started")  # the method waits for its base
     text = (out / "table2.md").read_text()
     assert "| AB | " in text and f"4 cells, {threads_per_job(2)} torch thread(s) each, 2 at once" in text
+    assert f"trained at commit {record['commit']}" in text  # every cell of this run at one commit
 
 
 def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):

@@ -37,7 +37,8 @@ def test_study_answers_with_intervals(tmp_path):
     report = study("synthetic", "cpu", 1, tmp_path / "study", overrides=TINY)
     text = report.read_text()
     for part in ("Does the tail hurt plain softmax here", "Does aggregate-and-disperse help", "Recommendation",
-                 "## Groups of the data", "## Tail sweep", "cannot be told with one seed"):
+                 "## Groups of the data", "## Tail sweep", "cannot be told with one seed",
+                 "8 cells, 1 torch thread(s) each, 1 at once, trained at commit"):
         assert part in text, part
     data = DataConfig(train="synthetic", options=TINY["data"]["options"], holdout=dict(HOLDOUT))
     train, held = data.open(), data.open_heldout()

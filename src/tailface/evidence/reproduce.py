@@ -140,8 +140,15 @@ def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, m
     write_atomic(record, json.dumps(info, indent=1))
 
 
+def cell_records(out: Path, models: list[str], seeds: int) -> list[dict]:
+    """The ``cell.json`` of every finished cell of ``models`` at seeds ``0..seeds-1``."""
+    return [json.loads(p.read_text()) for m in models for s in range(seeds)
+            if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+
+
 def training_setup(records: list[dict]) -> str:
-    """How the cells were trained, from their ``cell.json`` (cells before ``--jobs`` existed ran one at a time)."""
+    """How the cells were trained, from their ``cell.json``: threads, cells at once (cells before ``--jobs``
+    existed ran one at a time) and the commits that trained them, oldest first."""
     if not records:
         return ""
 
@@ -150,7 +157,14 @@ def training_setup(records: list[dict]) -> str:
 
     threads = {r["threads"] for r in records if "threads" in r}
     at_once = {r.get("cells_at_once", 1) for r in records}
-    return f"; {len(records)} cells, {span(threads)} torch thread(s) each, {span(at_once)} at once"
+    first_used: dict[str, str] = {}
+    for r in records:
+        if "commit" in r:
+            first_used[r["commit"]] = min(first_used.get(r["commit"], r.get("date", "")), r.get("date", ""))
+    commits = sorted(first_used, key=first_used.__getitem__)
+    trained_at = ", ".join(commits)
+    return (f"; {len(records)} cells, {span(threads)} torch thread(s) each, {span(at_once)} at once, trained at "
+            f"commit{'s' if len(commits) > 1 else ''} {trained_at}")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -201,8 +215,7 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
     written = []
     for name in names:
         body = WRITERS[name](results, faceset, thresholds, out, sizes)
-        records = [json.loads(p.read_text()) for m in NEEDS[name] for s in range(seeds)
-                   if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+        records = cell_records(out, NEEDS[name], seeds)
         walls = [r.get("wall_s", 0) for r in records]
         header = [f"# {TITLES[name]}", "",
                   f"`tailface reproduce {name} --profile {profile.name} --seeds {seeds} --out {out}` "

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from tailface.evidence import tables
 from tailface.evidence.cells import Profile, merged
-from tailface.evidence.reproduce import reproduce, run_info, shared_data, write_atomic
+from tailface.evidence.reproduce import (
+    NEEDS,
+    cell_records,
+    reproduce,
+    run_info,
+    shared_data,
+    training_setup,
+    write_atomic,
+)
 from tailface.evidence.stats import HOLDS, REVERSED, paired_difference
 
 HOLDOUT = {"fraction": 0.2, "seed": 0, "min_images": 2}
@@ -77,7 +85,8 @@ def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict |
     info = run_info()
     lines = [f"# tailface study: {data}", "",
              f"`tailface study {data} --profile {profile_name} --seeds {seeds} --out {out}`; written {info['date']} at "
-             f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}. Test "
+             f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}"
+             f"{training_setup(cell_records(out, NEEDS['sweep'], seeds))}. Test "
              f"identities: {int(100 * HOLDOUT['fraction'])}% of the identities with >= {HOLDOUT['min_images']} images "
              f"({_held_out(profile)}), held out of every model's training; verification over all their pairs and "
              "open-set identification (protocol `heldout`, docs/evaluation.md). The groups and the sweep below "
