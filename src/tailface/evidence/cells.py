@@ -135,6 +135,7 @@ VARIANTS = {
                               "start the prototype CNN from the base model"),
     "ours-spherical": Variant("ours", {"method": {"spherical": True}}, "spherical k-means on normalised means"),
     "ours-dlr0.05": Variant("ours", {"method": {"dispersion_lr": 0.05}}, "a higher dispersion learning rate"),
+    "ours-dlr0.01": Variant("ours", {"method": {"dispersion_lr": 0.01}}, "a lower dispersion learning rate"),
     "ours-split60": Variant("ours", {"method": {"prototype_epochs": 12, "dispersion_epochs": 8,
                                                 "prototype_train": {"milestones": [8, 10]},
                                                 "dispersion_train": {"milestones": [5, 7], "warmup_epochs": 0}}},

@@ -34,7 +34,7 @@ NEEDS = {
     "sweep": ["ab", "sweep-C25", "sweep-C50", "softmax-ABC", "sweep-D25", "sweep-D50", "abcd", "ours"],
     "tune": [m for grid in cells.TUNED.values() for m in grid],
     "probes": ["abcd", *(m for of, variants in cells.PROBED.items() for m in (of, *variants))],
-    "superclasses": ["ab", "ours"],
+    "superclasses": list(tables.SUPERCLASS_MODELS),
 }
 TITLES = {"table1": "Table 1: the long-tail groups of the training set",
           "fig1": "Fig. 1: images per identity",

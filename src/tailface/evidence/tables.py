@@ -367,6 +367,9 @@ def probes(results: Results) -> str:
     return "\n".join(parts + ["", VERDICT_NOTE])
 
 
+SUPERCLASS_MODELS = ("ours", "ours-base-abcd", "ours-spherical")  # the method's clusterings: shipped, two probes
+
+
 def superclasses(results: Results) -> str:
     """Step I's super classes measured on each finished cell (:mod:`tailface.evidence.superclasses`)."""
     from tailface.evidence.superclasses import cell_quality
@@ -379,7 +382,7 @@ def superclasses(results: Results) -> str:
                ("identity accuracy %", lambda q: q["identity_accuracy"], 100.0, 1)]
     lines = ["| model | group | classes -> super classes | " + " | ".join(c[0] for c in columns) + " |",
              "|---|---|---:|" + "---:|" * len(columns)]
-    for model in ("ours", "ours-base-abcd", "ours-spherical"):
+    for model in SUPERCLASS_MODELS:
         qualities = [cell_quality(cells.cell_dir(results.root, model, s)) for s in results.seeds
                      if cells.metrics_path(results.root, model, s).is_file()]
         for group in ("C", "D"):
