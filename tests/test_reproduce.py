@@ -105,7 +105,7 @@ def test_targets_and_shared_models():
     assert order.index("ab") < order.index("ours") and order.index("ab") < order.index("arcface-ours")
 
 
-def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys):
+def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys, monkeypatch):
     torch.set_num_threads(1)
     out = tmp_path / "repro"
     reproduce(["table2", "fig2"], profile, 1, out)
@@ -122,7 +122,10 @@ def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys):
     assert "skipped" in capsys.readouterr().err
     reproduce(["superclasses"], profile, 2, out, train=False)  # measured on the ours cells just trained
     text = (out / "superclasses.md").read_text()
-    assert "| Ours | C |" in text and "(n=2)" in text
+    assert "| Ours | C |" in text and "(n=2)" in text and "scikit-learn is not installed" not in text
+    monkeypatch.setattr("tailface.evidence.superclasses._sklearn_inertia", lambda *args: None)  # as without it
+    reproduce(["superclasses"], profile, 2, out, train=False)
+    assert "scikit-learn is not installed here" in (out / "superclasses.md").read_text()
 
 
 def test_report_only_trains_nothing(profile, tmp_path):

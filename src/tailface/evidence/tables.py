@@ -382,6 +382,7 @@ def superclasses(results: Results) -> str:
                ("identity accuracy %", lambda q: q["identity_accuracy"], 100.0, 1)]
     lines = ["| model | group | classes -> super classes | " + " | ".join(c[0] for c in columns) + " |",
              "|---|---|---:|" + "---:|" * len(columns)]
+    without_reference = False  # scikit-learn missing: no inertia to compare with
     for model in SUPERCLASS_MODELS:
         qualities = [cell_quality(cells.cell_dir(results.root, model, s)) for s in results.seeds
                      if cells.metrics_path(results.root, model, s).is_file()]
@@ -389,12 +390,16 @@ def superclasses(results: Results) -> str:
             per_seed = [q[group] for q in qualities if group in q]
             if not per_seed:
                 continue
+            without_reference |= any(q["sklearn_inertia"] is None for q in per_seed)
             row = [LABELS.get(model, model), group, f"{per_seed[0]['classes']:,} -> {per_seed[0]['super_classes']:,}"]
             for _, get, scale, digits in columns:
                 row.append(Cell(tuple(float(get(q)) for q in per_seed)).text(scale, digits))
             lines.append("| " + " | ".join(row) + " |")
     if len(lines) == 2:
         return "(no finished ours cell yet)"
+    if without_reference:
+        lines += ["", "(nan in the inertia column: scikit-learn is not installed here; "
+                  "`pip install 'tailface[evidence]'` and rerun with `--report-only`.)"]
     return "\n".join([
         "Per tail group, on the base model's features that drove the clustering (mean +- std over seeds):", "",
         "- *k-means inertia / scikit-learn's*: the method's k-means against scikit-learn's KMeans (k-means++, 10 "
