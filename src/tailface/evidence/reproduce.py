@@ -157,14 +157,9 @@ def training_setup(records: list[dict]) -> str:
 
     threads = {r["threads"] for r in records if "threads" in r}
     at_once = {r.get("cells_at_once", 1) for r in records}
-    first_used: dict[str, str] = {}
-    for r in records:
-        if "commit" in r:
-            first_used[r["commit"]] = min(first_used.get(r["commit"], r.get("date", "")), r.get("date", ""))
-    commits = sorted(first_used, key=first_used.__getitem__)
-    trained_at = ", ".join(commits)
+    commits = list(dict.fromkeys(r["commit"] for r in sorted(records, key=lambda r: r["date"])))  # oldest first
     return (f"; {len(records)} cells, {span(threads)} torch thread(s) each, {span(at_once)} at once, trained at "
-            f"commit{'s' if len(commits) > 1 else ''} {trained_at}")
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}")
 
 
 def write_atomic(path: Path, text: str) -> None:
