@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import yaml
 
 from tailface.cli.main import main
-from tailface.evidence import cells
+from tailface.evidence import cells, tables
 from tailface.evidence.cells import Profile
-from tailface.evidence.reproduce import NAMES, needed_models, parse_names, reproduce
+from tailface.evidence.reproduce import needed_models, reproduce
+from tailface.evidence.targets import get_target, parse_names, target_names
 from tailface.experiment import ExperimentConfig
 
 TINY = {"family": "synthetic", "data": "synthetic",
@@ -24,6 +27,16 @@ def profile(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text("# a tiny test profile\n" + yaml.safe_dump(TINY))
     return Profile.load(str(path))
+
+
+def test_a_profile_with_an_unknown_key_is_refused(tmp_path):
+    from tailface.errors import ConfigError
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("famly: synthetic\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown key 'famly'; did you mean 'family'\? "
+                                          r"\(valid keys: data, family, overrides\)"):
+        Profile.load(str(path))
 
 
 def test_every_cell_config_validates(profile, tmp_path):
@@ -96,10 +109,28 @@ def test_tuning_marks_the_best_development_score(tmp_path):
 
 
 def test_targets_and_shared_models():
-    from tailface.evidence.reproduce import NEEDS, TITLES, WRITERS
+    from tailface.errors import ConfigError
 
-    assert parse_names("all") == list(NAMES)
-    assert set(NEEDS) == set(TITLES) == set(WRITERS) == set(NAMES)  # every target has its models, title, writer
+    assert parse_names("all") == target_names() and parse_names("table2, fig2") == ["table2", "fig2"]
+    for name in target_names():  # every target has its models, title, writer; its claims compare its models
+        target = get_target(name)
+        assert target.name == name and target.title and callable(target.write)
+        assert all(m in cells.MODELS for m in target.models)
+        assert all(c.a in target.models and c.b in target.models for c in target.claims)
+    with pytest.raises(ConfigError, match=r"unknown reproduce target \['table9'\]; choose among table1, .*, all"):
+        parse_names("table2,table9")
+
+
+def test_the_command_line_names_the_targets_without_loading_them(capsys):
+    import subprocess
+    import sys
+
+    assert main(["reproduce", "table9", "--report-only"]) == 2
+    assert "tailface reproduce: error: unknown reproduce target ['table9']; choose among table1, fig1" in \
+        capsys.readouterr().err
+    check = ("import sys; from tailface.cli.main import build_parser; build_parser(); "
+             "assert 'tailface.evidence.targets' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", check]).returncode == 0  # every start stays light
     order = needed_models(["table2", "table3"])
     assert order.count("abcd") == 1 and order.count("ab") == 1  # trained once for both tables
     assert order.index("ab") < order.index("ours") and order.index("ab") < order.index("arcface-ours")
@@ -118,6 +149,14 @@ def test_seeds_accumulate_and_tables_are_written(profile, tmp_path, capsys, monk
     assert cells.final_checkpoint(out, "ours", 1).is_file() and cells.final_checkpoint(out, "abcd", 1).is_file()
     text = (out / "table2.md").read_text()
     assert "(n=2)" in text and any(v in text for v in ("holds", "reversed", "within noise"))
+    data = json.loads((out / "table2.json").read_text())  # the page's numbers beside it, as data
+    vr = data["models"]["ab"]["metrics"]["VR@FAR=0.1%"]
+    assert vr["n"] == 2 and vr["paper_percent"] == 96.62 and vr["seeds"] == {
+        str(s): tables.METRICS[0].get(json.loads(cells.metrics_path(out, "ab", s).read_text())) for s in (0, 1)}
+    claim = data["claims"][0]
+    assert (claim["claim"], claim["metric"]) == ("AB > ABCD (the tail hurts softmax)", "VR@FAR=0.1%")
+    assert f"| {claim['claim']} | VR@FAR=0.1% | {100 * claim['mean']:+.2f} [{100 * claim['low']:+.2f}, " \
+           f"{100 * claim['high']:+.2f}] (n=2) | {claim['verdict']} |" in text
     assert (out / "fig2.png").is_file() and "ABCD softmax (n=2)" in (out / "fig2.md").read_text()
     assert "skipped" in capsys.readouterr().err
     reproduce(["superclasses"], profile, 2, out, train=False)  # measured on the ours cells just trained
@@ -134,6 +173,11 @@ def test_report_only_trains_nothing(profile, tmp_path):
     assert not (out / "cells").exists()
     text = (out / "table2.md").read_text()
     assert "| AB | - | 96.62 |" in text and "no paired seeds" in text
+    data = json.loads((out / "table2.json").read_text())
+    assert data["target"] == "table2" and data["seeds"] == [0, 1] and data["cells"]["finished"] == 0
+    assert data["models"]["ab"]["metrics"]["VR@FAR=0.1%"] == {"seeds": {}, "n": 0, "mean": None, "std": None,
+                                                             "paper_percent": 96.62}  # nan written as null
+    assert {c["verdict"] for c in data["claims"]} == {"not run yet"} and len(data["claims"]) == 4
 
 
 def test_only_trains_the_named_models_and_their_base(profile, tmp_path):
@@ -183,3 +227,47 @@ def test_a_failing_cell_stops_the_others_and_names_itself(profile, tmp_path):
     with pytest.raises(ConfigError, match="abcd seed 0 failed: .*different experiment"):  # refused in its process
         (folder / "config.yaml").write_text(yaml.safe_dump({"name": "another experiment"}))
         reproduce(["table2"], profile, 1, out, jobs=2)
+
+
+def test_the_losses_target_trains_the_class_count_aware_losses(profile, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "repro"
+    reproduce(["losses"], profile, 1, out, only=["logit-adjusted", "ldam-drw"])  # the shipped configs, tiny
+    assert sorted(p.name for p in (out / "cells").iterdir()) == ["ldam-drw", "logit-adjusted"]
+    heads = {m: yaml.safe_load((cells.cell_dir(out, m, 0) / "config.yaml").read_text())["head"]["name"]
+             for m in ("logit-adjusted", "ldam-drw")}
+    assert heads == {"logit-adjusted": "logit_adjusted", "ldam-drw": "ldam"}
+    text = (out / "losses.md").read_text()
+    assert text.startswith("# Class-count-aware losses: logit-adjusted softmax and LDAM-DRW")
+    assert "has no figures for these two losses" in text and "| claim (ours, not the paper's) |" in text
+    data = json.loads((out / "losses.json").read_text())
+    for model, label in (("logit-adjusted", "Logit-adjusted"), ("ldam-drw", "LDAM-DRW")):
+        vr = data["models"][model]["metrics"]["VR@FAR=0.1%"]
+        assert vr["paper_percent"] is None and vr["n"] == 1
+        assert f"| {label} | {100 * vr['mean']:.2f} (1 seed) | - |" in text  # the paper column: -
+    assert "| ABCD | - | 96.50 |" in text  # not trained here: shown empty, never filled in
+    assert [(c["a"], c["b"]) for c in data["claims"]][::2] == [
+        ("logit-adjusted", "abcd"), ("logit-adjusted", "ours"), ("ldam-drw", "abcd"), ("ldam-drw", "ours")]
+
+
+def test_the_losses_claims_have_paired_intervals(profile, tmp_path):
+    def write(model, seed, vr):
+        path = cells.metrics_path(tmp_path, model, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {"vr_far_0.1%": {"mean": vr, "std": 0.01}, "dir_far_1%_rank1": {"mean": vr / 2, "std": 0.0}}
+        path.write_text(json.dumps({"blufr": {"report": report}}))
+
+    for seed in (0, 1, 2):
+        write("abcd", seed, 0.20)
+        write("ours", seed, 0.20 + 0.01 * seed)
+        write("logit-adjusted", seed, 0.21 + 0.01 * seed)  # above ABCD by 1, 2, 3 points
+        write("ldam-drw", seed, 0.10)
+    reproduce(["losses"], profile, 3, tmp_path, train=False)
+    text = (tmp_path / "losses.md").read_text()
+    # differences 1, 2, 3 points: mean 2, sd 1, interval 2 +- 4.302653 / sqrt(3) = [-0.48, +4.48]
+    assert "| logit-adjusted > ABCD | VR@FAR=0.1% | +2.00 [-0.48, +4.48] (n=3) | within noise |" in text
+    assert "| logit-adjusted > ours | VR@FAR=0.1% | +1.00 [+1.00, +1.00] (n=3) | holds |" in text
+    assert "| LDAM-DRW > ours | DIR@FAR=1% |" in text and "| reversed |" in text
+    claims = {(c["claim"], c["metric"]): c for c in json.loads((tmp_path / "losses.json").read_text())["claims"]}
+    ldam = claims[("LDAM-DRW > ABCD", "VR@FAR=0.1%")]
+    assert ldam["verdict"] == "reversed" and ldam["mean"] == pytest.approx(-0.10) and ldam["n"] == 3

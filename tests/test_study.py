@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tailface.cli.main import main
+from tailface.data.training_set import open_heldout, open_pool
 from tailface.errors import ConfigError
 from tailface.evidence import cells
 from tailface.evidence.study import HOLDOUT, study
@@ -22,9 +23,9 @@ TINY = {"data": {"options": {"num_identities": 40, "image_size": 16, "max_images
 
 def test_holdout_identities_are_disjoint_from_training():
     data = DataConfig(train="synthetic", options=TINY["data"]["options"], holdout={"fraction": 0.25, "seed": 0})
-    train, test = data.open(), data.open_heldout()
+    train, test = open_pool(data), open_heldout(data)
     assert set(train.class_names).isdisjoint(test.class_names)
-    everything = DataConfig(train="synthetic", options=TINY["data"]["options"]).open()
+    everything = open_pool(DataConfig(train="synthetic", options=TINY["data"]["options"]))
     assert len(train) + len(test) == len(everything)
     assert test.num_classes == round(0.25 * int((everything.class_counts() >= 2).sum()))
     assert np.all(test.class_counts() >= 2)
@@ -41,7 +42,7 @@ def test_study_answers_with_intervals(tmp_path):
                  "8 cells, 1 torch thread(s) each, 1 at once, trained at commit"):
         assert part in text, part
     data = DataConfig(train="synthetic", options=TINY["data"]["options"], holdout=dict(HOLDOUT))
-    train, held = data.open(), data.open_heldout()
+    train, held = open_pool(data), open_heldout(data)
     assert f"({held.num_classes:,} identities, {len(held):,} images)" in text
     total = re.search(r"total\s+all\s+([\d,]+)", text)  # the group table counts the training identities only
     assert total is not None and total.group(1) == f"{train.num_classes:,}"

@@ -16,6 +16,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -98,6 +100,30 @@ def runtime() -> dict:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "numpy": np.__version__, "faiss": faiss_version, "python": platform.python_version(),
             "machine": platform.machine(), "cuda": torch.version.cuda if torch.cuda.is_available() else None}
+
+
+def code_version() -> str:
+    """The short git commit of the source tree, or ``tailface <version>`` outside a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    import tailface
+
+    return commit or f"tailface {tailface.__version__}"
+
+
+def run_record() -> dict:
+    """Who wrote a result, when and where: the code's commit, the date (UTC), the machine, its CPUs,
+    torch, its threads and the GPU's name (None without one). ``tailface reproduce`` keeps it in
+    each cell's ``cell.json`` and in the line under each page's title."""
+    import torch
+
+    return {"commit": code_version(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def write_environment(out: Path, data_spec: str) -> Path:

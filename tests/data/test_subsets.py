@@ -4,12 +4,8 @@ import pytest
 from tailface.cli.main import main
 from tailface.data.faceset import InMemoryFaceSet
 from tailface.data.groups import group_of_counts
-from tailface.data.subsets import (
-    composition_subset,
-    long_tail_sizes,
-    long_tail_subset,
-    uniform_subset,
-)
+from tailface.data.subsets import long_tail_sizes, long_tail_subset, uniform_subset
+from tailface.data.training_set import sample_rng
 from tailface.errors import ConfigError
 
 
@@ -22,47 +18,17 @@ COUNTS = np.array([30, 25, 15, 10, 9, 5, 4, 3, 2, 1, 1])
 LABELS = labels_from_counts(COUNTS)
 
 
-def classes_of(indices, labels=LABELS):
-    return set(np.unique(labels[indices]).tolist())
-
-
-def test_groups_keep_whole_groups():
-    ab = composition_subset(LABELS, "AB")
-    assert classes_of(ab) == {0, 1, 2, 3}
-    assert len(ab) == 80 and np.all(np.diff(ab) > 0)
-    assert len(composition_subset(LABELS, "abcd")) == len(LABELS)
-    assert classes_of(composition_subset(LABELS, "D")) == {7, 8, 9, 10}
-
-
-def test_identities_per_group_are_random_but_seeded():
-    picks = [composition_subset(LABELS, "ACD", {"C": 2, "D": 1}, seed=s) for s in range(8)]
-    for idx in picks:
-        cls = classes_of(idx)
-        assert {0, 1} <= cls and len(cls & {4, 5, 6}) == 2 and len(cls & {7, 8, 9, 10}) == 1
-        assert not cls & {2, 3}
-        for c in cls:  # whole identities
-            assert (LABELS[idx] == c).sum() == COUNTS[c]
-    np.testing.assert_array_equal(picks[0], composition_subset(LABELS, "ACD", {"C": 2, "D": 1}, seed=0))
-    assert len({tuple(p) for p in picks}) > 1
-
-
-def test_bad_compositions_are_config_errors():
-    with pytest.raises(ConfigError):
-        composition_subset(LABELS, "AE")
-    with pytest.raises(ConfigError):
-        composition_subset(LABELS, "AB", {"C": 1})
-    with pytest.raises(ConfigError):
-        composition_subset(LABELS, "A", {"A": 3})
+# group compositions: tests/data/test_training_set.py
 
 
 def test_uniform_subset_has_exact_sizes():
-    idx = uniform_subset(LABELS, num_identities=4, num_images=42, seed=3)
+    idx = uniform_subset(LABELS, num_identities=4, num_images=42, rng=sample_rng(3))
     sizes = np.bincount(LABELS[idx])
     sizes = np.sort(sizes[sizes > 0])
     np.testing.assert_array_equal(sizes, [10, 10, 11, 11])
     assert len(np.unique(idx)) == 42
     with pytest.raises(ConfigError, match="uniform"):
-        uniform_subset(LABELS, num_identities=5, num_images=60)  # needs 5 classes with >= 12
+        uniform_subset(LABELS, num_identities=5, num_images=60, rng=sample_rng(0))  # needs 5 classes with >= 12
 
 
 @pytest.mark.parametrize("n,m,largest", [(10, 100, 50), (7, 30, 100), (5, 5, 10), (5, 41, 10), (300, 3000, 60)])
@@ -83,8 +49,8 @@ def test_uniform_and_long_tail_match_in_identities_and_images():
     rng = np.random.default_rng(0)
     counts = np.maximum(1, (200 * rng.pareto(1.2, size=400)).astype(int) // 10)
     labels = labels_from_counts(counts)
-    uni = uniform_subset(labels, 50, 600, seed=1)
-    tail = long_tail_subset(labels, 50, 600, seed=1)
+    uni = uniform_subset(labels, 50, 600, sample_rng(1))
+    tail = long_tail_subset(labels, 50, 600, sample_rng(1))
     for idx in (uni, tail):
         assert len(idx) == 600 and len(np.unique(labels[idx])) == 50 and len(np.unique(idx)) == 600
     uni_sizes = np.bincount(labels[uni])[np.unique(labels[uni])]
@@ -94,17 +60,17 @@ def test_uniform_and_long_tail_match_in_identities_and_images():
     # the long-tail subset has tail groups, the uniform one has none below B
     assert set(group_of_counts(tail_sizes)) >= {"C", "D"}
     assert set(group_of_counts(uni_sizes)) == {"B"}
-    np.testing.assert_array_equal(tail, long_tail_subset(labels, 50, 600, seed=1))
-    assert not np.array_equal(tail, long_tail_subset(labels, 50, 600, seed=2))
+    np.testing.assert_array_equal(tail, long_tail_subset(labels, 50, 600, sample_rng(1)))
+    assert not np.array_equal(tail, long_tail_subset(labels, 50, 600, sample_rng(2)))
 
 
 def test_long_tail_subset_respects_availability_and_cap():
-    idx = long_tail_subset(LABELS, 6, 40, seed=0, max_per_class=12)
+    idx = long_tail_subset(LABELS, 6, 40, sample_rng(0), max_per_class=12)
     sizes = np.bincount(LABELS[idx], minlength=len(COUNTS))
     assert sizes.sum() == 40 and (sizes > 0).sum() == 6
     assert sizes.max() <= 12 and np.all(sizes <= COUNTS)
     with pytest.raises(ConfigError):
-        long_tail_subset(LABELS, 3, 80, seed=0)  # would need three classes of >= 26 images
+        long_tail_subset(LABELS, 3, 80, sample_rng(0))  # would need three classes of >= 26 images
 
 
 def test_cli_writes_a_subset_pack(tmp_path, capsys):
@@ -120,7 +86,7 @@ def test_cli_writes_a_subset_pack(tmp_path, capsys):
     assert main(["subset", str(tmp_path / "all.rec"), str(out), "--groups", "AB", "--no-progress"]) == 0
     subset = open_faceset(out)
     assert len(subset) == 80 and subset.num_classes == 4
-    assert set(subset.image_ids) == {f"img{i:03d}.png" for i in composition_subset(LABELS, "AB")}
+    assert set(subset.image_ids) == {f"img{i:03d}.png" for i in np.flatnonzero(LABELS <= 3)}  # classes of A and B
     capsys.readouterr()
     assert main(["subset", str(tmp_path / "all.rec"), str(tmp_path / "u" / "u.rec"), "--uniform",
                  "--num-identities", "4", "--num-images", "42", "--no-progress"]) == 0
@@ -141,7 +107,7 @@ def test_long_tail_subset_when_few_classes_are_large():
     # one big class, many mid-sized ones: the profile bends under the available sizes
     counts = np.array([35] + [15] * 30 + [2] * 100)
     labels = labels_from_counts(counts)
-    idx = long_tail_subset(labels, 30, 300, seed=0)
+    idx = long_tail_subset(labels, 30, 300, sample_rng(0))
     sizes = np.bincount(labels[idx], minlength=len(counts))
     assert len(idx) == 300 and (sizes > 0).sum() == 30 and np.all(sizes <= counts)
     assert sizes.max() > 15 and sizes[sizes > 0].min() == 1

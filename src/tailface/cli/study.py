@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         "study", help="on your own data: does the tail hurt softmax, does aggregate-and-disperse help?",
         description="Hold out a share of DATA's identities as the test set, train AB, ABCD, ours and the tail "
                     "sweep (resumable cells, seeds accumulate), and write OUT/study.md: the group table, the "
-                    "sweep, paired differences over seeds with 95%% intervals, and a recommendation. DATA is any "
+                    "sweep, paired differences over seeds with 95% intervals, and a recommendation. DATA is any "
                     "dataset spec (see `tailface analyze --help`) or `synthetic`.")
     p.add_argument("data", help="dataset spec")
     p.add_argument("--profile", default="cpu", help="cpu (32x32 small network), gpu (ResNet-34 112x112), or a YAML")
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.evidence.study import study
+    from tailface.evidence.study import study  # here, not at the top: it loads torch and scipy (seconds)
 
     check_cell_arguments(args)
     out = args.out or Path("runs") / f"study-{Path(str(args.data).rstrip('/')).name or 'data'}"

@@ -1,16 +1,15 @@
-"""Subsets of a labelled dataset, as sorted arrays of image indices (deterministic by seed).
+"""Uniform and long-tail subsets of a labelled dataset, as sorted arrays of image indices: the
+paper's Fig. 3 study, two training sets with the same number of identities AND images, one with
+(nearly) equal images per identity and one long-tailed.
 
-- :func:`composition_subset`: keep chosen long-tail groups (the paper's Table 2: A, AB, ABC,
-  ABCD), optionally only a number of random identities of some groups.
-- :func:`uniform_subset` / :func:`long_tail_subset`: the paper's Fig. 3 study, two training
-  sets with the same number of identities AND images, one with (nearly) equal images per
-  identity and one long-tailed. The long-tail profile is a power law: the identity of rank ``k`` of
-  ``N`` gets about ``(N / k) ** alpha`` images (so the last has one), capped by the size of the
-  ``k``-th largest class of the data (and an optional maximum), with ``alpha`` solved so the sizes
-  add up to the requested image count; identities are then drawn at random among those with
-  enough images for their rank.
+The long-tail profile is a power law: the identity of rank ``k`` of ``N`` gets about
+``(N / k) ** alpha`` images (so the last has one), capped by the size of the ``k``-th largest class
+of the data (and an optional maximum), with ``alpha`` solved so the sizes add up to the requested
+image count; identities are then drawn at random among those with enough images for their rank.
 
-Groups are those of the full dataset (its class sizes), not of the subset.
+The draws take their numpy generator from the caller: :mod:`tailface.data.training_set` makes it
+(``data.sample`` and ``tailface subset --uniform/--long-tail``: ``default_rng(seed)``) and
+selects long-tail groups.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tailface.data.groups import GROUPS, GroupThresholds, group_of_counts
 from tailface.errors import ConfigError
 
 
@@ -30,46 +28,13 @@ def _class_counts(labels: np.ndarray) -> np.ndarray:
     return np.bincount(labels)
 
 
-def images_of_classes(labels: np.ndarray, classes) -> np.ndarray:
-    """Sorted indices of the images whose label is in ``classes``."""
-    return np.flatnonzero(np.isin(np.asarray(labels), np.asarray(classes)))
-
-
-def composition_subset(labels, groups: str = "ABCD", identities: Mapping[str, int] | None = None,
-                       thresholds: GroupThresholds = GroupThresholds(), seed: int = 0) -> np.ndarray:
-    """Images of the identities in ``groups``: all of a group's identities, or ``identities[g]``
-    of them drawn at random (all their images)."""
-    groups = groups.upper()
-    identities = dict(identities or {})
-    unknown = sorted(set(groups) - set(GROUPS)) + sorted(set(identities) - set(groups))
-    if unknown or not groups:
-        raise ConfigError(f"groups must be letters among {''.join(GROUPS)} (and --identities only for "
-                          f"those groups); got groups {groups!r}, identities for {sorted(identities)}")
-    counts = _class_counts(labels)
-    group = group_of_counts(counts, thresholds)
-    present = counts > 0
-    rng = np.random.default_rng(seed)
-    keep = []
-    for g in GROUPS:  # fixed order: the draw for one group does not depend on the others' spelling
-        if g not in groups:
-            continue
-        members = np.flatnonzero((group == g) & present)
-        wanted = identities.get(g)
-        if wanted is not None:
-            if not 0 <= wanted <= len(members):
-                raise ConfigError(f"group {g} has {len(members)} identities, {wanted} requested")
-            members = np.sort(rng.choice(members, size=wanted, replace=False))
-        keep.append(members)
-    return images_of_classes(labels, np.concatenate(keep))
-
-
-def uniform_subset(labels, num_identities: int, num_images: int, seed: int = 0) -> np.ndarray:
+def uniform_subset(labels, num_identities: int, num_images: int, rng: np.random.Generator) -> np.ndarray:
     """``num_identities`` random identities with ``num_images // num_identities`` random images
-    each (the remainder spread as one extra image over as many identities)."""
+    each (the remainder spread as one extra image over as many identities), drawn by ``rng``: the
+    identities with an extra image, the others, then each one's images in ascending class order."""
     counts = _class_counts(labels)
     _check_sizes(num_identities, num_images)
     per, extra = divmod(num_images, num_identities)
-    rng = np.random.default_rng(seed)
     richer = np.flatnonzero(counts >= per + 1) if extra else np.array([], dtype=np.int64)
     if len(richer) < extra:
         raise ConfigError(f"a uniform subset needs {extra} identities with >= {per + 1} images; "
@@ -121,17 +86,17 @@ def long_tail_sizes(num_identities: int, num_images: int, caps) -> np.ndarray:
     return whole
 
 
-def long_tail_subset(labels, num_identities: int, num_images: int, seed: int = 0,
+def long_tail_subset(labels, num_identities: int, num_images: int, rng: np.random.Generator,
                      max_per_class: int | None = None) -> np.ndarray:
     """``num_identities`` identities and ``num_images`` images with power-law class sizes (see the
     module doc), rank ``k`` bounded by the ``k``-th largest class of the data and by
-    ``max_per_class``."""
+    ``max_per_class``; drawn by ``rng``: one identity per rank (largest first), then the images in
+    ascending class order."""
     counts = _class_counts(labels)
     caps = np.sort(counts)[::-1][:num_identities]
     if max_per_class is not None:
         caps = np.minimum(caps, int(max_per_class))
     targets = long_tail_sizes(num_identities, num_images, caps)
-    rng = np.random.default_rng(seed)
     by_size = np.argsort(-counts, kind="stable")
     pool: list[int] = []
     next_class = 0

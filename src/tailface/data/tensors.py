@@ -1,10 +1,12 @@
 """FaceSet -> torch tensors, for training and for feature extraction: the one image-to-tensor path.
 
 Decoding is the FaceSet's ``read(i)`` (``HxWx3`` uint8 RGB); this module resizes (bilinear, only
-when the size differs), mirrors, stacks into uint8 ``Bx3xHxW`` batches, and normalises on the
-device with :func:`normalize` (``(x - 127.5) / 128``, the InsightFace convention: values in
-about ``[-1, 1]``). Both datasets yield whole batches (``DataLoader(batch_size=None)``), so the
-batch composition is decided here and not by the loader.
+when the size differs), mirrors, and stacks into uint8 ``Bx3xHxW`` batches. :func:`normalize`
+turns a batch into network input on the device: tailface's preprocessing
+(:data:`tailface.data.preprocess.TAILFACE_PREPROCESSING`, ``(x - 127.5) / 128`` RGB), whose one
+formula for torch and NumPy lives in :mod:`tailface.data.preprocess`. Both datasets yield whole
+batches (``DataLoader(batch_size=None)``), so the batch composition is decided here and not by the
+loader.
 
 - :class:`TrainBatches`: item ``b`` is this rank's slice of global batch ``b`` of an epoch. The
   epoch's order comes from a sampler (``tailface.data.samplers``), cut into global batches by
@@ -13,7 +15,7 @@ batch composition is decided here and not by the loader.
   ``(seed, epoch, batch)``, so they do not depend on the number of ranks, on DataLoader workers,
   or on whether the run was resumed mid-epoch.
 - :class:`EvalBatches`: consecutive chunks of the FaceSet in its order, no flips (flip fusion is
-  the feature extractor's business).
+  the feature extractor's business: :func:`tailface.data.preprocess.flip_fusion`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ import torch
 from PIL import Image
 
 from tailface.data.faceset import FaceSet
-
-PIXEL_MEAN = 127.5
-PIXEL_SCALE = 128.0
+from tailface.data.preprocess import TAILFACE_PREPROCESSING
 
 
 def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -48,8 +48,9 @@ def load_images(faceset: FaceSet, indices, size: tuple[int, int], flips=None) ->
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float ``(x - 127.5) / 128``."""
-    return (batch.float() - PIXEL_MEAN) / PIXEL_SCALE
+    """uint8 ``Bx3xHxW`` RGB images -> float32 ``(x - 127.5) / 128`` on their device:
+    ``TAILFACE_PREPROCESSING.to_input`` (the training batches' and ``extract_features``' input)."""
+    return TAILFACE_PREPROCESSING.to_input(batch)
 
 
 def epoch_batches(sampler, epoch: int, batch_size: int) -> np.ndarray:

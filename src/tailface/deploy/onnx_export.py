@@ -2,10 +2,13 @@
 
 The graph takes float32 ``Nx3xHxW`` (batch axis dynamic, named ``batch``) already normalised as
 the metadata says (``tailface.mean`` / ``tailface.std`` per channel in ``tailface.channel_order``:
-tailface models are ``(x - 127.5) / 128`` RGB) and returns ``NxE`` features, not L2-normalised.
-By default the graph is the backbone alone (``tailface.flip_fusion=false``: a caller that wants
-flip fusion runs the mirrored image too and sums); with ``flip_fusion=True`` the graph returns
-``f(x) + f(mirror x)`` itself (``tailface.flip_fusion=true``).
+tailface models are :data:`tailface.data.preprocess.TAILFACE_PREPROCESSING`) and returns ``NxE``
+features, not L2-normalised. The input keys of the metadata are written by that record
+(``Preprocessing.metadata``), at the checkpoint's image size. By default the graph is the backbone
+alone (``tailface.flip_fusion=false``: a caller that wants flip fusion runs the mirrored image too
+and sums); with ``flip_fusion=True`` the graph returns ``f(x) + f(mirror x)`` itself
+(``tailface.flip_fusion=true``), traced from :func:`tailface.data.preprocess.flip_fusion` (one
+backbone pass over the batch and its mirror).
 
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)`` by default. With
 torch 2.13 it exports every registered backbone (small, resnet34, iresnet50, iresnet100,
@@ -13,20 +16,27 @@ mobilefacenet) in 1-7 s on 2 CPU cores and needs only ``onnx``; the ``torch.expo
 exporter (``exporter="dynamo"``, torch's default since 2.9) gives the same parity but takes 3-6
 times longer here and needs ``onnxscript``; both are in the ``onnx`` extra. torch 2.13 marks the
 TorchScript exporter deprecated; when a torch release removes it, use ``--exporter dynamo``.
+
+``onnx`` and ``onnxruntime`` are imported inside the functions that use them: they are the optional
+``onnx`` extra, and :func:`require_export_packages` names it when they are missing.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn as nn
 
 import tailface
+from tailface.data import preprocess  # the module: export_onnx's flip_fusion argument is a flag
 from tailface.errors import ConfigError, TailfaceError
-from tailface.eval.embedder import ONNX_EXTRA, TAILFACE_PREPROCESSING
+from tailface.eval.embedder import ONNX_EXTRA
+from tailface.train.checkpoint import checkpoint_image_size, load_model
 
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "embedding"
@@ -51,26 +61,20 @@ def require_export_packages(exporter: str) -> None:
         raise TailfaceError(f"ONNX export needs the optional package(s) {', '.join(missing)}: {ONNX_EXTRA}")
 
 
-def _flip_fused(model):
-    import torch.nn as nn
+class FlipFused(nn.Module):
+    """``f(x) + f(mirror x)``: the mirrored pass folded into the graph
+    (:func:`tailface.data.preprocess.flip_fusion`)."""
 
-    class FlipFused(nn.Module):
-        """``f(x) + f(mirror x)``: the mirrored pass folded into the graph."""
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
 
-        def __init__(self, inner: nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x) + self.inner(x.flip(3))
-
-    return FlipFused(model).eval()
+    def forward(self, x):
+        return preprocess.flip_fusion(self.inner, x)
 
 
 def export_module(module, out: Path, size: tuple[int, int], exporter: str = "torchscript", opset: int = 17) -> None:
     """``torch.onnx.export`` of ``module`` (eval mode) with a dynamic batch axis into ``out``."""
-    import torch
-
     example = torch.zeros(2, 3, *size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, tracer warnings
@@ -103,10 +107,6 @@ def write_metadata(path: Path, metadata: dict[str, str]) -> None:
 def export_onnx(checkpoint, out, *, flip_fusion: bool = False, exporter: str = "torchscript", opset: int = 17,
                 check: bool = True) -> ExportResult:
     """Export the backbone of ``checkpoint`` (a ``.pt`` written by tailface) to ``out`` (.onnx)."""
-    import torch
-
-    from tailface.train.checkpoint import checkpoint_image_size, load_model
-
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     out = Path(out)
@@ -115,22 +115,16 @@ def export_onnx(checkpoint, out, *, flip_fusion: bool = False, exporter: str = "
     require_export_packages(exporter)
     model, meta = load_model(checkpoint)
     size = checkpoint_image_size(meta)
-    module = _flip_fused(model) if flip_fusion else model.eval()
+    module = FlipFused(model).eval() if flip_fusion else model.eval()
     with torch.inference_mode():
         probe = torch.zeros(1, 3, *size)
         embedding_size = int(module(probe).shape[1])
-    prep = TAILFACE_PREPROCESSING
     spec = meta.get("model_spec") or {}
     metadata = {
         "tailface.version": tailface.__version__,
         "tailface.model": str(spec.get("name", "")),
         "tailface.source": Path(checkpoint).name,
-        "tailface.input_size": f"{size[0]},{size[1]}",
-        "tailface.input_layout": "NCHW",
-        "tailface.channel_order": prep.channel_order,
-        "tailface.mean": ",".join(f"{v:g}" for v in prep.mean),
-        "tailface.std": ",".join(f"{v:g}" for v in prep.std),
-        "tailface.flip_fusion": "true" if flip_fusion else "false",
+        **replace(preprocess.TAILFACE_PREPROCESSING, size=size).metadata(flip_fusion),
         "tailface.embedding_size": str(embedding_size),
         "tailface.output_normalized": "false",
         "tailface.exporter": exporter,
@@ -157,11 +151,10 @@ def check_export(module, path: Path, size: tuple[int, int], n: int = 3) -> tuple
     """(max abs difference of onnxruntime vs PyTorch outputs, max abs PyTorch output) on ``n``
     fixed pseudo-random noise images (batch size ``n``, which also checks the dynamic batch axis)."""
     import onnxruntime as ort
-    import torch
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 3, *size), dtype=np.uint8)
-    x = TAILFACE_PREPROCESSING.to_input(images)
+    x = preprocess.TAILFACE_PREPROCESSING.to_input(images)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     with torch.inference_mode():

@@ -10,10 +10,11 @@ input image size and the preprocessing its model expects and extracts features::
 Preprocessing (:class:`Preprocessing`): images come from the FaceSet as ``HxWx3`` uint8 RGB, are
 resized (bilinear, only when the size differs: :func:`tailface.data.tensors.load_images`), put in
 the model's channel order and normalised per channel as ``(x - mean[c]) / std[c]``, in NCHW
-float32. A tailface model is ``(x - 127.5) / 128``, RGB (:data:`TAILFACE_PREPROCESSING`).
-Flip fusion (``flip=True``) is ``f(x) + f(mirror x)``, summed, not normalised, as
-:func:`tailface.eval.features.extract_features` does; a model whose graph already includes the
-mirrored pass (``tailface.flip_fusion=true`` in its metadata) is run once per image.
+float32 (the record and its one formula: :mod:`tailface.data.preprocess`). A tailface model is
+``(x - 127.5) / 128``, RGB (:data:`TAILFACE_PREPROCESSING`). Flip fusion (``flip=True``) is
+``f(x) + f(mirror x)``, summed, not normalised: :func:`tailface.data.preprocess.flip_fusion`, the
+function :func:`tailface.eval.features.extract_features` uses; a model whose graph already includes
+the mirrored pass (``tailface.flip_fusion=true`` in its metadata) is run once per image.
 
 Where the preprocessing comes from, in order: the keyword arguments (the command line's
 ``--input-size``, ``--mean``, ``--std``, ``--bgr``) win; then, for ``.pt``, the checkpoint's image
@@ -26,109 +27,37 @@ shape when that is fixed (else ``size`` is needed); a :class:`ConfigError` names
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from tailface.data.faceset import FaceSet
+from tailface.data.preprocess import (
+    INPUT_METADATA,
+    TAILFACE_PREPROCESSING,
+    Preprocessing,
+    flip_fusion,
+    parse_size,
+    read_metadata,
+    with_overrides,
+)
+from tailface.data.tensors import EvalBatches
 from tailface.errors import ConfigError, DataError, TailfaceError
+from tailface.eval.features import extract_features
+from tailface.train.checkpoint import checkpoint_image_size, load_model
 
 ONNX_EXTRA = "pip install 'tailface[onnx]'"
 
-#: metadata_props keys of a tailface ONNX export (values are strings).
+#: metadata_props keys of a tailface ONNX export (values are strings): the input's
+#: (:data:`tailface.data.preprocess.INPUT_METADATA`, written by ``Preprocessing.metadata``) and the output's.
 METADATA_KEYS = {
-    "tailface.input_size": "H,W of the input images, e.g. '112,112'",
-    "tailface.input_layout": "NCHW float32, batch axis dynamic",
-    "tailface.channel_order": "RGB or BGR: the order of the 3 input channels",
-    "tailface.mean": "per channel (model's order) value subtracted from the 0-255 pixels",
-    "tailface.std": "per channel divisor applied after subtracting the mean",
-    "tailface.flip_fusion": "true when the graph already returns f(x) + f(mirror x)",
+    **INPUT_METADATA,
     "tailface.embedding_size": "output features per image",
     "tailface.model": "backbone name",
 }
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """uint8 RGB images -> model input: resize to ``size``, ``channel_order``, ``(x - mean) / std``."""
-
-    size: tuple[int, int]                       # (height, width)
-    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
-    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
-    channel_order: str = "RGB"                  # RGB or BGR
-
-    def describe(self) -> str:
-        def v(t):
-            return f"{t[0]:g}" if len(set(t)) == 1 else ",".join(f"{x:g}" for x in t)
-
-        return f"{self.size[0]}x{self.size[1]} {self.channel_order}, (x - {v(self.mean)}) / {v(self.std)}"
-
-    def to_input(self, images) -> np.ndarray:
-        """uint8 ``Bx3xHxW`` RGB (tensor or array) -> float32 ``Bx3xHxW`` model input (NumPy)."""
-        x = np.asarray(images, dtype=np.float32)
-        if self.channel_order == "BGR":
-            x = x[:, ::-1]
-        mean = np.asarray(self.mean, np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self.std, np.float32).reshape(1, 3, 1, 1)
-        return np.ascontiguousarray((x - mean) / std)
-
-
-TAILFACE_PREPROCESSING = Preprocessing((112, 112))
-
-
-def _numbers(value, cast, count: int, what: str, form: str) -> list:
-    """``value`` (a number, a string of numbers split by commas or spaces, or a sequence) as
-    ``count`` numbers of type ``cast``; a single number is repeated ``count`` times."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else (
-        list(value) if isinstance(value, (list, tuple)) else [value])
-    try:
-        numbers = [cast(v) for v in items]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be {form}, got {value!r}") from None
-    if len(numbers) == 1:
-        numbers *= count
-    if len(numbers) != count:
-        raise ConfigError(f"{what} must be {form}, got {value!r}")
-    return numbers
-
-
-def parse_triple(value, what: str) -> tuple[float, float, float]:
-    """``127.5``, ``"127.5"``, ``"127.5,127.5,127.5"`` or a sequence of 1 or 3 numbers -> 3 floats."""
-    a, b, c = _numbers(value, float, 3, what, "a number or 3 comma-separated numbers")
-    return (a, b, c)
-
-
-def parse_size(value, what: str = "input size") -> tuple[int, int]:
-    """``112``, ``"112"``, ``"112,96"`` (H,W), ``"112x96"`` or ``(h, w)`` -> (h, w)."""
-    text = value.replace("x", ",") if isinstance(value, str) else value
-    h, w = _numbers(text, int, 2, what, "N or H,W")
-    if min(h, w) <= 0:
-        raise ConfigError(f"{what} must be N or H,W (positive), got {value!r}")
-    return (h, w)
-
-
-def parse_channel_order(value) -> str:
-    order = str(value).upper()
-    if order not in ("RGB", "BGR"):
-        raise ConfigError(f"channel order must be RGB or BGR, got {value!r}")
-    return order
-
-
-def with_overrides(base: Preprocessing, size=None, mean=None, std=None, channel_order=None) -> Preprocessing:
-    """``base`` with every given (not None) value replaced."""
-    changes: dict = {}
-    if size is not None:
-        changes["size"] = parse_size(size)
-    if mean is not None:
-        changes["mean"] = parse_triple(mean, "mean")
-    if std is not None:
-        changes["std"] = parse_triple(std, "std")
-        if min(changes["std"]) <= 0:
-            raise ConfigError(f"std must be positive, got {std!r}")
-    if channel_order is not None:
-        changes["channel_order"] = parse_channel_order(channel_order)
-    return replace(base, **changes)
 
 
 class Embedder:
@@ -148,21 +77,13 @@ class Embedder:
 
     def embed_batch(self, images, flip: bool = True) -> np.ndarray:
         """uint8 ``Bx3xHxW`` RGB images (at :attr:`image_size`) -> float32 ``BxE`` features."""
-        x = self.preprocessing.to_input(images)
-        if flip and not self.flip_fused:
-            both = self.forward(np.concatenate([x, x[:, :, :, ::-1]]))
-            return both[: len(x)] + both[len(x):]
-        return self.forward(x)
+        x = self.preprocessing.to_input(np.asarray(images))
+        return flip_fusion(self.forward, x) if flip and not self.flip_fused else self.forward(x)
 
     def extract(self, faceset: FaceSet, batch_size: int = 256, flip: bool = True, num_workers: int = 0,
                 progress: bool = True) -> np.ndarray:
         """float32 ``N x E`` features of every image of ``faceset``, in its order (flip fusion
         ``f(x) + f(mirror x)`` when ``flip``)."""
-        import torch
-        from tqdm import tqdm
-
-        from tailface.data.tensors import EvalBatches
-
         if self.flip_fused and not flip:
             raise ConfigError(f"{self.source}: this model fuses the mirrored image in its graph "
                               "(tailface.flip_fusion=true); it cannot give features without flip")
@@ -183,30 +104,25 @@ class TorchEmbedder(Embedder):
     :meth:`extract` is exactly :func:`tailface.eval.features.extract_features`."""
 
     def __init__(self, model, preprocessing: Preprocessing, source: str = "model", device=None):
-        import torch
-
         self.model, self.preprocessing, self.source = model.eval(), preprocessing, source
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        import torch
-
         with torch.inference_mode():
             return self.model(torch.from_numpy(inputs).to(self.device)).float().cpu().numpy()
 
     def extract(self, faceset: FaceSet, batch_size: int = 256, flip: bool = True, num_workers: int = 0,
                 progress: bool = True) -> np.ndarray:
         if self.preprocessing == replace(TAILFACE_PREPROCESSING, size=self.preprocessing.size):
-            from tailface.eval.features import extract_features
-
             return extract_features(self.model, faceset, self.image_size, batch_size, flip=flip,
                                     num_workers=num_workers, device=self.device, progress=progress)
         return super().extract(faceset, batch_size, flip, num_workers, progress)
 
 
 def require_onnx(what: str = "ONNX models"):
-    """Import onnxruntime, or a TailfaceError naming the extra to install."""
+    """Import onnxruntime, or a TailfaceError naming the extra to install (imported here, not at
+    the top: it is an optional extra, needed only for ``.onnx`` models)."""
     try:
         import onnxruntime
     except ImportError as exc:
@@ -270,8 +186,9 @@ def onnx_preprocessing(path, meta: dict[str, str], input_shape, size=None, mean=
     the graph's fixed input size; :class:`ConfigError` naming the flags that are missing."""
     graph_size = tuple(input_shape[2:]) if all(isinstance(s, int) and s > 0 for s in input_shape[2:]) else None
     given = {"size": size, "mean": mean, "std": std, "channel_order": channel_order}
-    found = {"size": meta.get("tailface.input_size") or graph_size, "mean": meta.get("tailface.mean"),
-             "std": meta.get("tailface.std"), "channel_order": meta.get("tailface.channel_order") or "RGB"}
+    written = read_metadata(meta)
+    found = {"size": written["size"] or graph_size, "mean": written["mean"], "std": written["std"],
+             "channel_order": written["channel_order"] or "RGB"}
     values = {k: given[k] if given[k] is not None else found[k] for k in given}
     flags = {"size": "--input-size H,W", "mean": "--mean", "std": "--std"}
     missing = [flags[k] for k in flags if values[k] is None]
@@ -281,7 +198,7 @@ def onnx_preprocessing(path, meta: dict[str, str], input_shape, size=None, mean=
                           "--std 127.5 for InsightFace models")
     prep = with_overrides(Preprocessing(parse_size(values["size"])), None, values["mean"], values["std"],
                           values["channel_order"])
-    return prep, meta.get("tailface.flip_fusion", "false").lower() == "true"
+    return prep, bool(written["flip_fusion"])
 
 
 def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, device=None) -> Embedder:
@@ -300,8 +217,6 @@ def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, d
                             f"{[(i.name, i.shape) for i in inputs]}")
         prep, fused = onnx_preprocessing(path, meta, shape, size, mean, std, channel_order)
         return OnnxEmbedder(path, prep, fused, session=session)
-    from tailface.train.checkpoint import checkpoint_image_size, load_model
-
     model, meta = load_model(path)
     prep = with_overrides(replace(TAILFACE_PREPROCESSING, size=checkpoint_image_size(meta)), size, mean, std,
                           channel_order)

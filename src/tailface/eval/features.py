@@ -1,7 +1,9 @@
 """Feature extraction with flip fusion, and ``.npz`` feature files that keep the image order.
 
-Flip fusion: the feature of an image is ``f(x) + f(mirror(x))`` (summed, not normalised), the
-backbone in eval mode.
+Input: tailface's preprocessing on the device (:func:`tailface.data.tensors.normalize`, i.e.
+:data:`tailface.data.preprocess.TAILFACE_PREPROCESSING`). Flip fusion: the feature of an image is
+``f(x) + f(mirror(x))`` (summed, not normalised), the backbone in eval mode, computed by
+:func:`tailface.data.preprocess.flip_fusion` (one pass over the batch and its mirror).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tailface import faults
 from tailface.atomic import atomic_path
 from tailface.data import workers
 from tailface.data.faceset import FaceSet
+from tailface.data.preprocess import flip_fusion
 from tailface.data.tensors import EvalBatches, normalize
 from tailface.errors import DataError
 
@@ -36,11 +39,7 @@ def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size:
             for images in tqdm(workers.iterate(loader), total=len(loader), desc="features", unit="batch",
                                disable=not progress, leave=False):
                 x = normalize(images.to(device, non_blocking=True))
-                if flip:
-                    both = model(torch.cat([x, x.flip(3)]))
-                    feats = both[: len(x)] + both[len(x):]
-                else:
-                    feats = model(x)
+                feats = flip_fusion(model, x) if flip else model(x)
                 out.append(feats.float().cpu())
                 faults.point("features")
     finally:

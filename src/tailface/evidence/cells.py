@@ -10,7 +10,8 @@ Models (``MODELS``), each derived from the profile's family of shipped configs:
 
 - ``softmax-A``, ``ab``, ``softmax-ABC``, ``abcd``: plain softmax on those groups (Table 2);
 - ``ab-abcd``, ``resampling``, ``center-loss``, ``range-loss``, ``arcface``: the other baselines
-  of Table 3; ``ours`` and ``arcface-ours``: aggregate-and-disperse with the softmax / ArcFace
+  of Table 3; ``logit-adjusted``, ``ldam-drw``: the class-count-aware losses on ABCD (target
+  ``losses``); ``ours`` and ``arcface-ours``: aggregate-and-disperse with the softmax / ArcFace
   head, both clustering with the AB cell's features;
 - ``ours-nk0.25``, ``ours-nk0.5``, ``ours-nk2``: ``ours`` with ``N_k`` scaled (Table 4);
 - ``sweep-C25``, ``sweep-C50``, ``sweep-D25``, ``sweep-D50``: AB plus a share of C's classes, or
@@ -30,9 +31,12 @@ from pathlib import Path
 
 from tailface.configs import resolve_config
 from tailface.errors import ConfigError
-from tailface.yaml_config import read_yaml
+from tailface.experiment.kinds import ExperimentKind, default_kind, kind_named
+from tailface.paths import prepared_path
+from tailface.yaml_config import read_yaml, unknown_key
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+PROFILE_KEYS = ("family", "data", "overrides")
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,9 @@ class Profile:
             known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
             raise ConfigError(f"{name_or_path}: unknown profile (known: {known}, or a profile YAML file)")
         doc = read_yaml(path)
-        unknown = sorted(set(doc) - {"family", "data", "overrides"})
+        unknown = sorted(set(doc) - set(PROFILE_KEYS))
         if unknown:
-            raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: data, family, overrides)")
+            raise unknown_key(str(path), unknown[0], PROFILE_KEYS)
         family = doc.get("family", "celeba")
         if family not in ("celeba", "synthetic"):
             raise ConfigError(f"{path}: family must be celeba or synthetic, got {family!r}")
@@ -62,8 +66,6 @@ class Profile:
         return cls(path.stem, family, str(doc.get("data", "synthetic")), dict(doc.get("overrides") or {}), first)
 
     def data_spec(self) -> str:
-        from tailface.paths import prepared_path
-
         if self.data in ("celeba-train", "celeba-aligned", "celeba-wild", "lfw"):
             return str(prepared_path(self.data))
         return self.data
@@ -78,10 +80,12 @@ class Profile:
 
 SOFTMAX_GROUPS = {"softmax-A": "A", "ab": "AB", "softmax-ABC": "ABC", "abcd": "ABCD"}
 BASELINES = {"ab-abcd": "ab_abcd", "resampling": "resampling", "center-loss": "center_loss",
-             "range-loss": "range_loss", "arcface": "arcface"}
+             "range-loss": "range_loss", "arcface": "arcface",
+             "logit-adjusted": "logit_adjusted", "ldam-drw": "ldam_drw"}  # class-count-aware losses
 NK_FACTORS = {"ours-nk0.25": 0.25, "ours-nk0.5": 0.5, "ours": 1.0, "ours-nk2": 2.0}
 SWEEP = {"sweep-C25": ("AB", {"C": 0.25}), "sweep-C50": ("AB", {"C": 0.5}),
          "sweep-D25": ("ABC", {"D": 0.25}), "sweep-D50": ("ABC", {"D": 0.5})}
+FIG3_MODELS = ("uniform", "long-tail")  # softmax on a uniform / long-tail subset, same sizes
 
 
 @dataclass(frozen=True)
@@ -153,28 +157,36 @@ PROBED = {"ours": [m for m, v in VARIANTS.items() if v.of == "ours"],
           "arcface-ours": [m for m, v in VARIANTS.items() if v.of == "arcface-ours"]}
 METHOD_MODELS = {*NK_FACTORS, "arcface-ours"}
 METHOD_MODELS |= {m for m, v in VARIANTS.items() if v.of in METHOD_MODELS}
-MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, "uniform", "long-tail", *VARIANTS]
+MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, *FIG3_MODELS, *VARIANTS]
 
 
 def cell_dir(root: Path, model: str, seed: int) -> Path:
     return Path(root) / "cells" / model / f"seed{seed}"
 
 
+# the experiment kind (tailface.experiment.kinds) of each model's cells; a model not listed is a baseline
+CELL_KINDS: dict[str, str] = dict.fromkeys(sorted(METHOD_MODELS), "aggregate-and-disperse")
+
+
+def cell_kind(model: str) -> ExperimentKind:
+    """The experiment kind of ``model``'s cells: it says where a cell's model and metrics are."""
+    return kind_named(CELL_KINDS[model]) if model in CELL_KINDS else default_kind()
+
+
 def final_checkpoint(root: Path, model: str, seed: int) -> Path:
-    folder = cell_dir(root, model, seed)
-    return folder / ("dispersion" if model in METHOD_MODELS else "train") / "final.pt"
+    return cell_dir(root, model, seed) / cell_kind(model).final
 
 
 def metrics_path(root: Path, model: str, seed: int) -> Path:
-    folder = cell_dir(root, model, seed)
-    return folder / "eval" / "ours" / "metrics.json" if model in METHOD_MODELS else folder / "eval" / "metrics.json"
+    return cell_dir(root, model, seed) / cell_kind(model).metrics
 
 
 def dependencies(model: str) -> list[str]:
-    """Cells that must be trained before ``model`` (the method's base model)."""
-    if model in VARIANTS:
-        return [VARIANTS[model].base] if model in METHOD_MODELS else []
-    return ["ab"] if model in METHOD_MODELS else []
+    """Cells that must be trained before ``model``: the base cell of a kind that starts from
+    another experiment's model (the method's ``method.base``; a variant's ``base``, else AB)."""
+    if not cell_kind(model).starts_from_base:
+        return []
+    return [VARIANTS[model].base if model in VARIANTS else "ab"]
 
 
 def merged(doc: dict, overrides: dict) -> dict:
@@ -186,6 +198,16 @@ def merged(doc: dict, overrides: dict) -> dict:
         else:
             out[block] = copy.deepcopy(changes)
     return out
+
+
+def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
+    """Identities and images of both Fig. 3 sets (``uniform``, ``long-tail``): every identity with
+    at least ``b`` images (group B's lower bound), ``b`` images each."""
+    counts = faceset.class_counts()
+    identities = int((counts >= thresholds.b).sum())
+    if identities < 2:
+        raise ConfigError(f"{faceset.source}: Fig. 3 needs identities with >= {thresholds.b} images")
+    return identities, identities * thresholds.b
 
 
 def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str | None = None,
@@ -200,7 +222,7 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
             doc["method"]["base"] = str(final_checkpoint(root, variant.base, seed))
         doc["name"] = f"{model}-seed{seed}"
         return doc
-    if model in SOFTMAX_GROUPS or model in SWEEP or model in ("uniform", "long-tail"):
+    if model in SOFTMAX_GROUPS or model in SWEEP or model in FIG3_MODELS:
         doc = profile.baseline("ab")
         doc["data"]["subset"] = SOFTMAX_GROUPS.get(model, "ABCD")
         if model in SWEEP:
@@ -220,7 +242,7 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
     doc["name"] = f"{model}-seed{seed}"
     doc["data"]["train"] = data or profile.data_spec()
     doc["train"]["seed"] = seed
-    if model in ("uniform", "long-tail"):
+    if model in FIG3_MODELS:
         if fig3_sizes is None:
             raise ConfigError("the Fig. 3 cells need their subset sizes (identities, images)")
         doc["data"]["sample"] = {"kind": model, "identities": fig3_sizes[0], "images": fig3_sizes[1], "seed": seed}

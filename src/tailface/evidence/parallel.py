@@ -23,6 +23,8 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
 
+import torch
+
 from tailface.errors import ConfigError, TailfaceError, WorkerFailed
 
 Cell = tuple[str, int]  # (model, seed)
@@ -30,8 +32,6 @@ Cell = tuple[str, int]  # (model, seed)
 
 def threads_per_job(jobs: int) -> int:
     """This process's torch threads (the cores, or ``OMP_NUM_THREADS``) shared out among the jobs."""
-    import torch
-
     return max(1, torch.get_num_threads() // jobs)
 
 
@@ -108,8 +108,6 @@ def _exit_with(parent: int) -> None:
 
 def _train_logged(train: Callable[[str, int], None], cell: Cell, log: Path, threads: int, start_method: str,
                   parent: int, errors) -> None:
-    import torch
-
     _exit_with(parent)
 
     torch.set_num_threads(threads)

@@ -6,25 +6,25 @@ is held out of every model's training (``data.holdout``) and evaluated as BLUFR 
 at low FAR over all pairs, open-set identification; protocol ``heldout``). The models are the
 cells of ``tailface reproduce`` (AB, ABCD, ours, the tail sweep) on a profile made from DATA:
 the network and budget of the profile (cpu: the CelebA-sized configs, 32x32; gpu: ResNet-34 at
-112x112; the built-in data: its own configs).
+112x112; the built-in data: its own configs). The page takes Table 1's groups and the sweep from
+the reports :func:`~tailface.evidence.reproduce.reproduce` returns (data, never a rendered page
+read back).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.atomic import write_text
+from tailface.data.analysis import GroupRow, format_table
+from tailface.data.groups import GroupThresholds
+from tailface.data.training_set import open_heldout
 from tailface.evidence import tables
 from tailface.evidence.cells import Profile, merged
-from tailface.evidence.reproduce import (
-    NEEDS,
-    cell_records,
-    reproduce,
-    run_info,
-    shared_data,
-    training_setup,
-    write_atomic,
-)
+from tailface.evidence.reproduce import cell_records, reproduce, shared_data, training_setup
 from tailface.evidence.stats import HOLDS, REVERSED, paired_difference
+from tailface.evidence.targets import Report, get_target
+from tailface.provenance import run_record
 
 HOLDOUT = {"fraction": 0.2, "seed": 0, "min_images": 2}
 
@@ -37,7 +37,7 @@ def study_profile(data: str, profile: str, overrides: dict | None = None) -> Pro
 
 
 def _held_out(profile: Profile) -> str:
-    held = shared_data(profile, profile.data_spec()).open_heldout()
+    held = open_heldout(shared_data(profile, profile.data_spec()))
     return f"{held.num_classes:,} identities, {len(held):,} images"
 
 
@@ -58,7 +58,7 @@ def _answer(d_vr, d_dir, yes: str, no: str) -> str:
 
 def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict | None = None, jobs: int = 1) -> Path:
     profile = study_profile(data, profile_name, overrides)
-    reproduce(["table1", "sweep"], profile, seeds, out, data, jobs=jobs)
+    reports = reproduce(["table1", "sweep"], profile, seeds, out, data, jobs=jobs)
     results = tables.Results(out, list(range(seeds)))
     vr, dir_ = tables.CLAIM_METRICS
 
@@ -82,11 +82,11 @@ def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict |
                           f"{seeds} seed(s); rerun with more seeds (`tailface study {data} --seeds {seeds + 2}`, the "
                           f"finished seeds are kept). Until then the simpler model, plain softmax on "
                           f"{tables.LABELS[best]}, is as good as the evidence shows.")
-    info = run_info()
+    info = run_record()
     lines = [f"# tailface study: {data}", "",
              f"`tailface study {data} --profile {profile_name} --seeds {seeds} --out {out}`; written {info['date']} at "
              f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}"
-             f"{training_setup(cell_records(out, NEEDS['sweep'], seeds))}. Test "
+             f"{training_setup(cell_records(out, get_target('sweep').models, seeds))}. Test "
              f"identities: {int(100 * HOLDOUT['fraction'])}% of the identities with >= {HOLDOUT['min_images']} images "
              f"({_held_out(profile)}), held out of every model's training; verification over all their pairs and "
              "open-set identification (protocol `heldout`, docs/evaluation.md). The groups and the sweep below "
@@ -100,9 +100,12 @@ def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict |
              f"DIR {helps[1].text()}"
              + (f"; ours - ABCD: VR {vs_abcd[0].text()}, DIR {vs_abcd[1].text()}." if best != "abcd" else "."),
              f"- **Recommendation.** {recommendation}", "",
-             "## Groups of the data", "", (out / "table1.md").read_text().split("## Ours", 1)[-1].split("## Paper")[0]
-             .strip(), "",
-             "## Tail sweep, AB, ABCD and ours", "", (out / "sweep.md").read_text().split("\n\n", 2)[-1].strip(), ""]
-    path = out / "study.md"
-    write_atomic(path, "\n".join(lines))
-    return path
+             "## Groups of the data", "", "```", _groups(reports["table1"]), "```", "",
+             "## Tail sweep, AB, ABCD and ours", "", reports["sweep"].markdown.strip(), ""]
+    return write_text(out / "study.md", "\n".join(lines))
+
+
+def _groups(table1: Report) -> str:
+    """The group table of the training identities, from Table 1's numbers."""
+    rows = [GroupRow(**row) for row in table1.data["rows"]]
+    return format_table(rows, GroupThresholds(**table1.data["thresholds"]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from tailface.method.aggregate import class_means
@@ -30,8 +31,6 @@ from tailface.method.aggregate import class_means
 def _nearest_other(queries: np.ndarray, centers: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each query row, the nearest of ``centers`` other than ``centers[own[i]]``: its index and
     squared distance (-1 and inf when there is none). faiss, so memory stays linear in the rows."""
-    import faiss
-
     index = faiss.IndexFlatL2(centers.shape[1])
     index.add(np.ascontiguousarray(centers, dtype=np.float32))
     dist, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(2, len(centers)))
@@ -80,7 +79,7 @@ def group_quality(features: np.ndarray, labels: np.ndarray, assignment: np.ndarr
 
 
 def _sklearn_inertia(means: np.ndarray, k: int, seed: int) -> float | None:
-    try:
+    try:  # an optional dependency (the `evidence` extra): imported where it is used
         from sklearn.cluster import KMeans
     except ImportError:
         return None

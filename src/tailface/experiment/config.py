@@ -11,8 +11,10 @@ Blocks (docs/training.md has every key)::
     pretrain: {subset: AB, tail_init: random | mean_of_head, train: {...}}   # baselines: AB-ABCD
     method:  MethodConfig fields (tailface.method.config)                    # aggregate-and-disperse
 
-A config with a ``method`` block runs the aggregate-and-disperse pipeline; one without runs a
-baseline. Every block is checked when the file is read, before any stage starts.
+``pretrain`` and ``method`` are blocks of experiment kinds (:mod:`tailface.experiment.kinds`): a
+config's kind follows from its kind blocks (a ``method`` block: aggregate-and-disperse; none: a
+baseline), and the kind parses, checks and runs them. Every block is checked when the file is read,
+before any stage starts.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tailface.data.groups import GroupThresholds
 from tailface.errors import ConfigError
+from tailface.experiment.kinds import COMMON_BLOCKS, ExperimentKind, block_owner, kind_blocks, kind_of
 from tailface.heads.spec import HeadSpec
 from tailface.method.config import MethodConfig
 from tailface.train.config import TrainConfig
 from tailface.yaml_config import read_yaml, unknown_key
 
+if TYPE_CHECKING:  # the baseline kind's module imports this one
+    from tailface.experiment.baseline import PretrainConfig
+
 SUBSETS = ("A", "AB", "ABC", "ABCD")
-TAIL_INITS = ("random", "mean_of_head")
-BLOCKS = ("name", "data", "model", "head", "train", "eval", "pretrain", "method")
 
 
 def as_mapping(block: Any, where: str) -> dict:
@@ -70,7 +72,8 @@ class DataConfig:
     N identities and M images either (nearly) evenly or long-tail distributed (Fig. 3); ``holdout``:
     ``{fraction: 0.2, seed: 0, min_images: 2}`` keeps that share of the identities with at least
     ``min_images`` images out of training, as the test identities of the ``heldout`` protocol
-    (``tailface study``)."""
+    (``tailface study``). Configuration only: :mod:`tailface.data.training_set` opens the data and
+    draws (``open_pool``, ``open_training_set``, ``open_heldout``; its doc lists the random streams)."""
 
     train: str = "synthetic"
     groups: GroupThresholds = GroupThresholds()
@@ -127,51 +130,6 @@ class DataConfig:
         if self.holdout:
             block["holdout"] = dict(self.holdout)
         return block
-
-    def _heldout_classes(self, faceset) -> np.ndarray:
-        """The held-out identities: ``fraction`` of those with >= ``min_images`` images, by ``seed``."""
-        counts = faceset.class_counts()
-        eligible = np.flatnonzero(counts >= int(self.holdout.get("min_images", 2)))
-        n = int(round(float(self.holdout.get("fraction", 0.2)) * len(eligible)))
-        if n < 2:
-            raise ConfigError(f"{self.train}: data.holdout leaves {n} test identities; it needs at least 2 "
-                              f"(identities with >= {self.holdout.get('min_images', 2)} images: {len(eligible)})")
-        rng = np.random.default_rng([int(self.holdout.get("seed", 0)), 7])
-        return np.sort(rng.choice(eligible, n, replace=False))
-
-    def open_heldout(self):
-        """The held-out test identities of ``holdout`` (all their images), labels renumbered."""
-        if not self.holdout:
-            raise ConfigError("the heldout protocol needs data.holdout (the identities kept out of training)")
-        faceset = self._open_all()
-        held = self._heldout_classes(faceset)
-        return faceset.subset(np.flatnonzero(np.isin(faceset.labels, held)), relabel=True)
-
-    def _open_all(self):
-        from tailface.data.open import open_faceset
-
-        faceset = open_faceset(self.train, **self.options)
-        faceset.check_labels()
-        return faceset
-
-    def open(self):
-        """The training set: the dataset spec opened with ``options``, the ``holdout`` identities
-        removed, then ``sample`` drawn."""
-        from tailface.data.subsets import long_tail_subset, uniform_subset
-
-        faceset = self._open_all()
-        if self.holdout:
-            held = self._heldout_classes(faceset)
-            faceset = faceset.subset(np.flatnonzero(~np.isin(faceset.labels, held)), relabel=True)
-        if not self.sample:
-            return faceset
-        draw = uniform_subset if self.sample["kind"] == "uniform" else long_tail_subset
-        try:
-            indices = draw(faceset.labels, self.sample["identities"], self.sample["images"],
-                           seed=int(self.sample.get("seed", 0)))
-        except (ValueError, ConfigError) as exc:
-            raise ConfigError(f"data.sample ({self.train}): {exc}") from None
-        return faceset.subset(indices, relabel=True)
 
 
 @dataclass(frozen=True)
@@ -235,61 +193,46 @@ class EvalConfig:
         return block
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """AB-ABCD: a first stage on ``subset`` whose backbone and rows start the main stage."""
-
-    subset: str = "AB"
-    tail_init: str = "random"
-    train: dict = field(default_factory=dict)  # changes to the train block for this stage
-
-    @classmethod
-    def from_block(cls, block, where: str = "pretrain") -> PretrainConfig:
-        block = check_keys(block, ("subset", "tail_init", "train"), where)
-        subset, tail_init = block.get("subset", "AB"), block.get("tail_init", "random")
-        if subset not in SUBSETS:
-            raise ConfigError(f"{where}.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-        if tail_init not in TAIL_INITS:
-            raise ConfigError(f"{where}.tail_init must be one of {', '.join(TAIL_INITS)}, got {tail_init!r}")
-        return cls(subset, tail_init, check_keys(block.get("train"), _train_keys(), f"{where}.train"))
-
-    def to_block(self) -> dict:
-        return {"subset": self.subset, "tail_init": self.tail_init, "train": dict(self.train)}
-
-
-def _train_keys() -> list[str]:
+def train_keys() -> list[str]:
+    """The keys of a train block (the fields of :class:`~tailface.train.config.TrainConfig`)."""
     return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def known_blocks() -> list[str]:
+    """The top-level keys of an experiment config: the common blocks, then every registered
+    kind's blocks (:mod:`tailface.experiment.kinds`)."""
+    return [*COMMON_BLOCKS, *(block.name for block in kind_blocks())]
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """One experiment: the common blocks, and the blocks of its kind (``kind_blocks``: block name ->
+    the parsed block, only those present). Its kind (:attr:`kind`) follows from those blocks."""
+
     name: str | None = None
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     head: HeadSpec = HeadSpec()
     train: dict = field(default_factory=dict)  # the train block as written (+ overrides); see stage_train
     eval: EvalConfig = EvalConfig()
-    pretrain: PretrainConfig | None = None
-    method: MethodConfig | None = None
+    kind_blocks: dict[str, Any] = field(default_factory=dict)  # e.g. {"method": MethodConfig(...)}
     source: str = "<config>"  # the file it was read from, for messages
 
     @classmethod
     def from_dict(cls, doc: dict, where: str = "<config>") -> ExperimentConfig:
-        doc = check_keys(doc, BLOCKS, where)
+        doc = check_keys(doc, known_blocks(), where)
         name = doc.get("name")
         if name is not None and not isinstance(name, str):
             raise ConfigError(f"{where}: name must be a string, got {name!r}")
-        train = check_keys(doc.get("train"), _train_keys(), f"{where}: train")
+        train = check_keys(doc.get("train"), train_keys(), f"{where}: train")
         cfg = cls(name=name,
                   data=DataConfig.from_block(doc.get("data"), f"{where}: data"),
                   model=ModelConfig.from_block(doc.get("model"), f"{where}: model"),
                   head=HeadSpec.from_block(doc.get("head"), f"{where}: head"),
                   train=train,
                   eval=EvalConfig.from_block(doc.get("eval"), f"{where}: eval"),
-                  pretrain=None if doc.get("pretrain") is None else PretrainConfig.from_block(doc["pretrain"],
-                                                                                                f"{where}: pretrain"),
-                  method=None if doc.get("method") is None else MethodConfig.from_dict(doc["method"],
-                                                                                        f"{where}: method"),
+                  kind_blocks={block.name: block.parse(doc[block.name], f"{where}: {block.name}")
+                               for block in kind_blocks() if doc.get(block.name) is not None},
                   source=where)
         cfg.validate()
         return cfg
@@ -299,33 +242,45 @@ class ExperimentConfig:
         doc = read_yaml(path)
         if not doc:
             raise ConfigError(f"{path}: empty config; an experiment needs its blocks (at least data and model; "
-                              f"valid blocks: {', '.join(BLOCKS)})")
+                              f"valid blocks: {', '.join(known_blocks())})")
         return cls.from_dict(doc, str(path))
 
+    @property
+    def kind(self) -> ExperimentKind:
+        """The experiment's kind (:func:`tailface.experiment.kinds.kind_of`)."""
+        return kind_of(self)
+
+    def block(self, name: str) -> Any:
+        """The parsed kind block ``name``, or None when the config has none."""
+        return self.kind_blocks.get(name)
+
+    def with_block(self, name: str, parsed: Any) -> ExperimentConfig:
+        """A copy with the kind block ``name`` replaced by ``parsed`` (not validated)."""
+        return dataclasses.replace(self, kind_blocks={**self.kind_blocks, name: parsed})
+
+    @property
+    def pretrain(self) -> PretrainConfig | None:
+        """The baseline's ``pretrain`` block (AB-ABCD), or None."""
+        return self.kind_blocks.get("pretrain")
+
+    @property
+    def method(self) -> MethodConfig | None:
+        """The aggregate-and-disperse ``method`` block, or None."""
+        return self.kind_blocks.get("method")
+
     def validate(self) -> None:
-        """Every stage's training configuration and the combinations of blocks, up front."""
+        """Every stage's training configuration and the combinations of blocks, up front: blocks
+        of one kind only, then the kind's own checks (:meth:`ExperimentKind.validate`)."""
         where = self.source
         if "heldout" in self.eval.protocols and not self.data.holdout:
             raise ConfigError(f"{where}: eval.protocols: 'heldout' needs data.holdout (the test identities kept "
                               "out of training)")
-        if self.method is not None:
-            if self.pretrain is not None:
-                raise ConfigError(f"{where}: pretrain is a baseline block; the method has its own stages")
-            if self.data.subset != "ABCD" or self.data.tail_share:
-                raise ConfigError(f"{where}: data.subset must be ABCD for the method (it splits head and tail itself)")
-            if self.head.margin is None:
-                from tailface.heads.base import margin_heads
-
-                raise ConfigError(f"{where}: head.name: the method supports {', '.join(margin_heads())}, "
-                                  f"got {self.head.name!r}")
-            for stage in self.method.stage_names():
-                self.stage_train(stage)
-        else:
-            self.stage_train("train")
-            if self.pretrain is not None:
-                self.stage_train("pretrain")
-                if self.data.tail_share:
-                    raise ConfigError(f"{where}: data.tail_share is not supported with a pretrain stage")
+        kind = self.kind
+        for block in self.kind_blocks:
+            owner = block_owner(block)
+            if owner is not kind:
+                raise ConfigError(f"{where}: {block} is a {owner.name} block; {kind.describe()} has its own stages")
+        kind.validate(self)
 
     @property
     def seed(self) -> int:
@@ -333,16 +288,10 @@ class ExperimentConfig:
         return int(self.train.get("seed", TrainConfig.seed))
 
     def stage_train(self, stage: str) -> TrainConfig:
-        """The TrainConfig of a stage: the train block, then the stage's own changes (baselines:
-        ``pretrain.train``; the method: its epochs, learning rate and ``method.<stage>_train``)."""
-        changes: dict = {}
-        if self.method is not None:
-            changes = self.method.stage_changes(stage, TrainConfig.from_dict(self.train, f"{self.source}: train"))
-            where = f"{self.source}: train + method.{stage}_train"
-        elif stage == "pretrain" and self.pretrain is not None:
-            changes, where = dict(self.pretrain.train), f"{self.source}: pretrain.train"
-        else:
-            where = f"{self.source}: train"
+        """The TrainConfig of a stage: the train block, then the changes the kind makes for the
+        stage (:meth:`ExperimentKind.stage_changes`; baselines: ``pretrain.train``; the method: its
+        epochs, learning rate and ``method.<stage>_train``)."""
+        changes, where = self.kind.stage_changes(self, stage)
         return TrainConfig.from_dict({**self.train, **changes}, where)
 
     # -- changes from the command line ------------------------------------------------------------
@@ -351,45 +300,32 @@ class ExperimentConfig:
         return self if spec is None else dataclasses.replace(self, data=dataclasses.replace(self.data, train=spec))
 
     def with_epochs(self, total: int | None) -> ExperimentConfig:
-        """The total epoch budget: a baseline's ``train.epochs`` (AB-ABCD keeps its pretrain /
-        fine-tune proportion); the method's base model and prototype + dispersion budget."""
+        """The total epoch budget, as the kind spreads it over its stages (a baseline's
+        ``train.epochs``, AB-ABCD keeping its pretrain / fine-tune proportion; the method's base
+        model and prototype + dispersion budget)."""
         if total is None:
             return self
         _positive_int(total, "--epochs")
-        if self.method is not None:
-            method = dataclasses.replace(self.method, base_epochs=total, budget=total, prototype_epochs=None,
-                                         dispersion_epochs=None)
-            return dataclasses.replace(self, method=method, train={**self.train, "epochs": total})
-        if self.pretrain is None:
-            return dataclasses.replace(self, train={**self.train, "epochs": total})
-        pre_epochs = self.pretrain.train.get("epochs", self.train.get("epochs", TrainConfig.epochs))
-        ft_epochs = self.train.get("epochs", TrainConfig.epochs)
-        first = min(max(1, round(total * pre_epochs / (pre_epochs + ft_epochs))), max(1, total - 1))
-        pretrain = dataclasses.replace(self.pretrain, train={**self.pretrain.train, "epochs": first})
-        return dataclasses.replace(self, pretrain=pretrain, train={**self.train, "epochs": max(1, total - first)})
+        return self.kind.with_epochs(self, total)
 
     def with_train(self, **changes) -> ExperimentConfig:
         """Changes to the train block that win over every stage's own (``--max-steps``, ``--device``)."""
         if not changes:
             return self
         cfg = dataclasses.replace(self, train={**self.train, **changes})
-        if cfg.pretrain is not None:
-            cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(
-                cfg.pretrain, train={**cfg.pretrain.train, **changes}))
-        if cfg.method is not None:
-            cfg = dataclasses.replace(cfg, method=cfg.method.without_stage_keys(changes))
+        cfg = cfg.kind.with_train(cfg, changes)
         cfg.validate()
         return cfg
 
     def to_dict(self) -> dict:
-        """The resolved configuration, as written to ``OUT/config.yaml`` (reads back the same)."""
+        """The resolved configuration, as written to ``OUT/config.yaml`` (reads back the same; no
+        key names the kind: the blocks do)."""
         doc: dict = {}
         if self.name is not None:
             doc["name"] = self.name
         doc.update(data=self.data.to_block(), model=self.model.to_block(), head=self.head.to_block(),
                    train=copy.deepcopy(self.train), eval=self.eval.to_block())
-        if self.pretrain is not None:
-            doc["pretrain"] = self.pretrain.to_block()
-        if self.method is not None:
-            doc["method"] = self.method.to_dict()
+        for block in kind_blocks():
+            if block.name in self.kind_blocks:
+                doc[block.name] = block.dump(self.kind_blocks[block.name])
         return doc

@@ -1,4 +1,5 @@
-"""Aggregate-and-disperse as stages, one folder each under ``out/``::
+"""The aggregate-and-disperse experiment kind (a config with a ``method`` block): its stages,
+one folder each under ``out/``::
 
     base/        plain softmax on head classes (the AB baseline)          final.pt, train.csv
     features/    base-model features of every tail image                  tail.npz
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,12 +23,18 @@ import torch.nn as nn
 
 from tailface.atomic import write_text
 from tailface.data.faceset import FaceSet
+from tailface.data.training_set import select_groups
+from tailface.errors import ConfigError
 from tailface.experiment.config import ExperimentConfig
+from tailface.experiment.kinds import ExperimentKind, KindBlock, register_kind
 from tailface.experiment.report import write_report
 from tailface.experiment.stages import Stage, say
-from tailface.experiment.training import eval_stage, new_head, new_model, select_subset, train_stage
+from tailface.experiment.training import eval_stage, new_head, new_model, stage_class_stats, train_stage
+from tailface.heads.base import margin_heads
 from tailface.method.aggregate import aggregate, auto_num_super, load_aggregation, save_aggregation
+from tailface.method.config import MethodConfig
 from tailface.method.partition import Partition
+from tailface.train.config import TrainConfig
 
 
 class MethodStages:
@@ -47,8 +55,8 @@ class MethodStages:
         cfg, out, ckpt = self.cfg, self.out, self.ckpt
         stages = [
             train_stage("base", out / "base", cfg.stage_train("base"), self.base_set,
-                        lambda data: (new_model(cfg), new_head(cfg, data.num_classes)), command=self.command,
-                        validation=cfg.eval.during_training),
+                        lambda data: (new_model(cfg), new_head(cfg, stage_class_stats(cfg, data))),
+                        command=self.command, validation=cfg.eval.during_training),
         ] if self.method.trains_base else []
         stages += [
             Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True),
@@ -62,7 +70,7 @@ class MethodStages:
         ]
         if "abcd" in ckpt:
             stages.append(train_stage("abcd", out / "abcd", cfg.stage_train("abcd"), lambda: self.faceset,
-                                      lambda data: (new_model(cfg), new_head(cfg, data.num_classes)),
+                                      lambda data: (new_model(cfg), new_head(cfg, stage_class_stats(cfg, data))),
                                       command=self.command, validation=cfg.eval.during_training))
         models = self.evaluated_models()
         if cfg.eval.protocols:
@@ -91,7 +99,7 @@ class MethodStages:
 
     def base_set(self) -> FaceSet:
         """AB (labels = rank among head classes), or every class for ``method.base: abcd``."""
-        return select_subset(self.faceset, "ABCD" if self.method.base == "abcd" else "AB", self.cfg.data.groups)
+        return select_groups(self.faceset, "ABCD" if self.method.base == "abcd" else "AB", self.cfg.data.groups)
 
     def aggregation(self):
         return load_aggregation(self.cluster_path, self.part)
@@ -105,7 +113,7 @@ class MethodStages:
 
     def prototype_modules(self, data: FaceSet):
         model = _model_from(self.ckpt["base"]) if self.method.prototype_from_base else new_model(self.cfg)
-        return model, new_head(self.cfg, data.num_classes)
+        return model, new_head(self.cfg, stage_class_stats(self.cfg, data))
 
     def dispersion_set(self) -> FaceSet:
         part = self.part
@@ -203,3 +211,54 @@ def _model_from(checkpoint: Path):
 
 def _write_json(path: Path, doc) -> None:
     write_text(path, json.dumps(doc, indent=1))
+
+
+@register_kind
+class AggregateAndDisperse(ExperimentKind):
+    """Aggregate-and-disperse (docs/method.md): a config with a ``method`` block
+    (:class:`~tailface.method.config.MethodConfig`); its model is the dispersion stage's."""
+
+    name = "aggregate-and-disperse"
+    label = "the method"
+    blocks = (KindBlock("method", MethodConfig.from_dict, MethodConfig.to_dict),)
+    final = "dispersion/final.pt"
+    metrics = "eval/ours/metrics.json"
+    report = "report.md"
+    starts_from_base = True  # method.base: another experiment's final model
+
+    def stages(self, cfg: ExperimentConfig, out: Path, faceset: FaceSet, command: str) -> list[Stage]:
+        return MethodStages(cfg, out, faceset, command).stages()
+
+    def training_stages(self, cfg: ExperimentConfig) -> list[str]:
+        return _method(cfg).stage_names()
+
+    def first_stage(self, cfg: ExperimentConfig) -> str:
+        return "base"  # its train config decides the device, also when the base model is a file
+
+    def stage_changes(self, cfg: ExperimentConfig, stage: str) -> tuple[dict, str]:
+        """The stage's epochs (and the dispersion learning rate), then ``method.<stage>_train``."""
+        train = TrainConfig.from_dict(cfg.train, f"{cfg.source}: train")
+        return _method(cfg).stage_changes(stage, train), f"{cfg.source}: train + method.{stage}_train"
+
+    def validate(self, cfg: ExperimentConfig) -> None:
+        where = cfg.source
+        if cfg.data.subset != "ABCD" or cfg.data.tail_share:
+            raise ConfigError(f"{where}: data.subset must be ABCD for the method (it splits head and tail itself)")
+        if cfg.head.margin is None:
+            raise ConfigError(f"{where}: head.name: the method supports {', '.join(margin_heads())}, "
+                              f"got {cfg.head.name!r}")
+        super().validate(cfg)
+
+    def with_epochs(self, cfg: ExperimentConfig, total: int) -> ExperimentConfig:
+        """The base model's epochs and the prototype + dispersion budget (split 40/60)."""
+        method = dataclasses.replace(_method(cfg), base_epochs=total, budget=total, prototype_epochs=None,
+                                     dispersion_epochs=None)
+        return super().with_epochs(cfg, total).with_block("method", method)
+
+    def with_train(self, cfg: ExperimentConfig, changes: dict) -> ExperimentConfig:
+        return cfg.with_block("method", _method(cfg).without_stage_keys(changes))
+
+
+def _method(cfg: ExperimentConfig) -> MethodConfig:
+    assert cfg.method is not None  # a config of this kind has the block
+    return cfg.method

@@ -5,55 +5,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from tailface.data.faceset import FaceSet
-from tailface.data.groups import GroupThresholds, group_of_counts
+from tailface.data.label_space import ClassStats
+from tailface.data.training_set import open_heldout
 from tailface.errors import ConfigError
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import Stage, say
 from tailface.train.checkpoint import build_head, build_model
 from tailface.train.config import TrainConfig
+from tailface.train.sharded import build_sharded_head
 
 Init = Callable[[nn.Module, nn.Module], None]
-
-
-def select_subset(faceset: FaceSet, subset: str, thresholds: GroupThresholds, share: dict | None = None,
-                  seed: int = 0) -> FaceSet:
-    """The classes of the groups in ``subset`` (``ABCD``: the set itself), plus for each group in
-    ``share`` that fraction of its classes (drawn by ``seed``); relabelled densely in ascending
-    class id, names kept."""
-    share = {g: v for g, v in (share or {}).items() if v > 0}
-    if subset == "ABCD" and not share:
-        return faceset
-    groups = group_of_counts(faceset.class_counts(), thresholds)
-    keep = np.isin(groups, list(subset))
-    for g, fraction in sorted(share.items()):
-        members = np.flatnonzero(groups == g)
-        drawn = np.random.default_rng([seed, ord(g)]).permutation(members)[: int(round(fraction * len(members)))]
-        keep[drawn] = True
-    classes = np.flatnonzero(keep)
-    if not len(classes):
-        raise ConfigError(f"{faceset.source}: no classes in groups {subset} with {thresholds}")
-    return faceset.subset(np.flatnonzero(np.isin(faceset.labels, classes)), relabel=True)
 
 
 def new_model(cfg: ExperimentConfig) -> nn.Module:
     return build_model(cfg.model.name, **cfg.model.build_kwargs())
 
 
-def new_head(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
-    """The ``head:`` block's head; its class-sharded version (this rank's rows, after the process
-    group is joined) when ``head.sharded`` says so (:meth:`HeadSpec.use_sharded`)."""
+def stage_class_stats(cfg: ExperimentConfig, faceset: FaceSet) -> ClassStats:
+    """The label space of a stage's training set (its own labels), with ``data.groups``."""
+    return ClassStats.from_faceset(faceset, cfg.data.groups)
+
+
+def new_head(cfg: ExperimentConfig, class_stats: ClassStats) -> nn.Module:
+    """The ``head:`` block's head for a training set of ``class_stats.num_classes`` classes
+    (:func:`stage_class_stats`, handed to the heads that need them); its class-sharded version
+    (this rank's rows, after the process group is joined) when ``head.sharded`` says so
+    (:meth:`HeadSpec.use_sharded`)."""
+    num_classes = class_stats.num_classes
     try:
         if cfg.head.use_sharded(num_classes):
-            from tailface.train.sharded import build_sharded_head
-
             return build_sharded_head(cfg.head.name, cfg.model.embedding_size, num_classes, cfg.head.sample_rate,
-                                      cfg.seed, **cfg.head.kwargs)
-        return build_head(cfg.head.name, cfg.model.embedding_size, num_classes, **cfg.head.kwargs)
+                                      cfg.seed, class_stats=class_stats, **cfg.head.kwargs)
+        return build_head(cfg.head.name, cfg.model.embedding_size, num_classes, class_stats=class_stats,
+                          **cfg.head.kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"head {cfg.head.name!r}: {exc}") from None
 
@@ -93,7 +81,7 @@ def eval_stage(name: str, checkpoint: Path, folder: Path, cfg: ExperimentConfig,
         from tailface.eval.api import evaluate_checkpoint
 
         say(name, f"{', '.join(cfg.eval.protocols)} on {checkpoint}", command)
-        heldout = cfg.data.open_heldout if cfg.data.holdout else None
+        heldout = (lambda: open_heldout(cfg.data)) if cfg.data.holdout else None
         return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size,
                                    heldout=heldout)
 

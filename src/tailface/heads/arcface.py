@@ -11,6 +11,7 @@ import torch.nn as nn
 from tailface.heads.base import register_head
 from tailface.heads.margin_head import MarginHead
 from tailface.heads.margins import Margin
+from tailface.heads.sharded import ShardedMarginHead
 
 DEFAULT = Margin("arcface", scale=64.0, value=0.5)
 
@@ -21,6 +22,14 @@ class ArcFaceHead(MarginHead):
         super().__init__(embedding_size, num_classes, "arcface", s, m, easy_margin)
 
 
-@register_head("arcface", margin=DEFAULT)
+def sharded_arcface(embedding_size: int, num_classes: int, *, sample_rate: float = 1.0, seed: int = 0,
+                    s: float = DEFAULT.scale, m: float = DEFAULT.value,
+                    easy_margin: bool = DEFAULT.easy_margin) -> nn.Module:
+    """The class-sharded ArcFace head (this rank's rows, :mod:`tailface.heads.sharded`)."""
+    return ShardedMarginHead(embedding_size, num_classes, kind="arcface", s=s, m=m, easy_margin=easy_margin,
+                             sample_rate=sample_rate, seed=seed)
+
+
+@register_head("arcface", margin=DEFAULT, sharded=sharded_arcface)
 def arcface(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     return ArcFaceHead(embedding_size, num_classes, **kwargs)

@@ -12,15 +12,20 @@ ordinary ``nn.Parameter`` (``local_rows x d``). A forward pass on local features
    the row maxima, SUM of the exp-sums, SUM of the target logit (each sample's target lives on
    exactly one rank, the others add 0).
 
-The loss is the mean over the global batch, identical on every rank, and equal to the loss of the
+The loss is the mean over the global batch (or the weighted mean ``sum_i w_i l_i / sum_i w_i``
+of a ``sample_weight`` hook), identical on every rank, and equal to the loss of the
 single-process head on the global batch; so are the gradients of the rows (each rank gets those
 of its own rows) and of the features (each rank gets those of its own samples). Only all-gather,
 all-reduce and broadcast are used (gloo on CPU, NCCL on GPU). Without an initialised process
 group the head is the world-size-1 case of the same code.
 
-Kinds: ``softmax`` (plain ``f . w`` logits, no bias, no normalisation: ``heads/softmax.py``),
-``cosface`` and ``arcface`` (normalised, ``s * cos`` with the margin of ``heads/margins.py``; the
-rows are normalised by ``normalize_rows``, same values as ``F.normalize`` with a lighter backward).
+Kinds: ``softmax`` (plain ``f . w`` logits, no bias, no normalisation: ``heads/softmax.py``) or
+any margin kind registered in ``heads/margins.py`` (``none``, ``cosface``, ``arcface``, ...:
+normalised, ``s * cos`` with that margin; the rows are normalised by ``normalize_rows``, same
+values as ``F.normalize`` with a lighter backward). ``ShardedMarginHead`` has the hooks of
+:class:`~tailface.heads.margin_head.MarginHooks` (per-class margin, per-class logit offset,
+per-sample loss weight), called with global class ids: the offsets of this rank's (kept) columns,
+the margins and weights of the whole global batch (the same on every rank).
 The dispersion head is in :mod:`tailface.method.sharded_dispersion`. Computation runs in at least
 float32, also under autocast (as ``MarginHead``; the unsharded softmax head follows autocast).
 Every rank must call ``backward`` on the loss (the gather's backward is an all-reduce); to keep
@@ -57,11 +62,10 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
 from tailface.heads.labels import checked_labels
-from tailface.heads.margins import margin_logits
+from tailface.heads.margin_head import PLAIN, MarginHooks, check_kind, hooked_logits
 from tailface.heads.normalize import normalize_rows
 from tailface.heads.shard_plan import ShardPlan
 
-KINDS = ("softmax", "cosface", "arcface")
 _INIT_BLOCK = 4096
 
 
@@ -124,10 +128,11 @@ def gather_batch(features: torch.Tensor, labels: torch.Tensor, group=None):
 # the distributed softmax cross-entropy ----------------------------------------------------------
 class _ShardedSoftmaxLoss(torch.autograd.Function):
     """``mean_i [log sum_j exp(z_ij) - t_i]`` with the columns ``j`` spread over the ranks:
-    ``logits`` (``B x C_local``), ``target`` (``B``: the target logit where ``owned``)."""
+    ``logits`` (``B x C_local``), ``target`` (``B``: the target logit where ``owned``); with
+    ``weight`` (``B``, the same on every rank) the weighted mean ``sum_i w_i l_i / sum_i w_i``."""
 
     @staticmethod
-    def forward(ctx, logits, target, owned, world, group):
+    def forward(ctx, logits, target, owned, world, group, weight=None):
         b = logits.shape[0]
         if logits.shape[1]:
             row_max = logits.detach().max(1).values.clone()
@@ -141,19 +146,28 @@ class _ShardedSoftmaxLoss(torch.autograd.Function):
         if world > 1:
             dist.all_reduce(sum_exp, group=group)
             dist.all_reduce(tgt, group=group)
-        ctx.save_for_backward(e.div_(sum_exp[:, None]), owned)
-        return (sum_exp.log() + row_max - tgt).sum() / max(b, 1)
+        if weight is None:
+            ctx.save_for_backward(e.div_(sum_exp[:, None]), owned, None)
+            return (sum_exp.log() + row_max - tgt).sum() / max(b, 1)
+        weight = weight.detach().to(e)
+        ctx.save_for_backward(e.div_(sum_exp[:, None]), owned, weight / weight.sum())
+        return (weight * (sum_exp.log() + row_max - tgt)).sum() / weight.sum()
 
     @staticmethod
     def backward(ctx, grad):
-        prob, owned = ctx.saved_tensors
-        scale = grad / max(prob.shape[0], 1)
-        return prob * scale, -owned.to(prob.dtype) * scale, None, None, None
+        prob, owned, coef = ctx.saved_tensors
+        if coef is None:
+            scale = grad / max(prob.shape[0], 1)
+            return prob * scale, -owned.to(prob.dtype) * scale, None, None, None, None
+        scale = grad * coef
+        return prob * scale[:, None], -owned.to(prob.dtype) * scale, None, None, None, None
 
 
-def sharded_softmax_loss(logits: torch.Tensor, target: torch.Tensor, owned: torch.Tensor, group=None) -> torch.Tensor:
-    """The global-batch mean cross-entropy of logits whose columns are split across the ranks."""
-    return _ShardedSoftmaxLoss.apply(logits, target, owned, group_rank_and_size(group)[1], group)
+def sharded_softmax_loss(logits: torch.Tensor, target: torch.Tensor, owned: torch.Tensor, group=None,
+                         weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The global-batch mean cross-entropy of logits whose columns are split across the ranks
+    (weighted by ``weight``, one per sample of the global batch, when given)."""
+    return _ShardedSoftmaxLoss.apply(logits, target, owned, group_rank_and_size(group)[1], group, weight)
 
 
 # sampling and initialisation --------------------------------------------------------------------
@@ -228,23 +242,27 @@ class _ShardedBase(nn.Module):
             raise RuntimeError(f"head built for rank {self.rank} of {self.world_size}, now rank {rank} of {world}")
 
 
-class ShardedMarginHead(_ShardedBase):
-    """Class-sharded ``softmax``, ``cosface`` or ``arcface`` head (see the module docstring).
+class ShardedMarginHead(MarginHooks, _ShardedBase):
+    """Class-sharded ``softmax`` head or margin head of any registered margin kind, with the hooks
+    of :class:`~tailface.heads.margin_head.MarginHooks` (see the module docstring).
 
     ``forward(local_features, local_labels, step=None) -> HeadOutput(loss, None, global_labels)``.
     """
+
+    local_classes: torch.Tensor
 
     def __init__(self, embedding_size: int, num_classes: int, kind: str = "arcface", s: float = 64.0,
                  m: float = 0.5, easy_margin: bool = False, sample_rate: float = 1.0, seed: int = 0,
                  group=None, init_std: float = 0.01):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"unknown sharded head kind {kind!r}; known: {', '.join(KINDS)}")
+        check_kind(kind)
         if s <= 0:
             raise ValueError(f"scale s must be positive, got {s}")
         self.kind, self.s, self.m, self.easy_margin = kind, float(s), float(m), bool(easy_margin)
         rank, world = group_rank_and_size(group)
         self._setup(ShardPlan.contiguous(num_classes, world), rank, embedding_size, sample_rate, seed, group, init_std)
+        # global class of each local row, for the logit_offset hook (not saved: follows from the plan)
+        self.register_buffer("local_classes", torch.from_numpy(self.plan.classes(rank)).long(), persistent=False)
 
     def extra_repr(self) -> str:
         return (f"kind={self.kind}, s={self.s}, m={self.m}, classes={self.num_classes}, rank={self.rank}/"
@@ -263,24 +281,27 @@ class ShardedMarginHead(_ShardedBase):
             col = np.where(owned, row, -1)
             step = self._sampling_step(step)
             self.last_kept = None
+            classes = self.local_classes  # global class of each logit column
             if step is not None:
                 kept = sample_units(self.plan.rows(self.rank), np.unique(col[owned]), self.sample_rate, self.seed,
                                     step, self.rank)
                 self.last_kept = kept
                 col[owned] = np.searchsorted(kept, col[owned])
                 w = w.index_select(0, torch.from_numpy(kept).to(w.device))
+                classes = classes[torch.from_numpy(kept).to(classes.device)]
             cols = torch.from_numpy(col).to(f.device)
-            if self.kind == "softmax":
-                logits = F.linear(f, w)
+            if self.kind == PLAIN:
+                base = F.linear(f, w)
             else:
-                cos = F.linear(F.normalize(f, dim=1), normalize_rows(w))
-                logits = margin_logits(cos, cols, self.kind, self.s, self.m, self.easy_margin)
+                base = F.linear(F.normalize(f, dim=1), normalize_rows(w))
+            logits = hooked_logits(base, cols, self.kind, self.s, self.m, self.easy_margin, self.class_margin(y),
+                                   self.logit_offset(classes))
             is_owned = cols >= 0
             if logits.shape[1]:
                 target = logits.gather(1, cols.clamp_min(0)[:, None]).squeeze(1)
             else:
                 target = logits.new_zeros(logits.shape[0])
-            loss = sharded_softmax_loss(logits, target, is_owned, self.group)
+            loss = sharded_softmax_loss(logits, target, is_owned, self.group, self.sample_weight(y))
         return HeadOutput(loss, None, y)
 
 

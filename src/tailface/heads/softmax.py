@@ -8,6 +8,9 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput, register_head
 from tailface.heads.margins import Margin
+from tailface.heads.sharded import ShardedMarginHead
+
+DEFAULT = Margin("none")
 
 
 class SoftmaxHead(nn.Module):
@@ -21,6 +24,13 @@ class SoftmaxHead(nn.Module):
         return HeadOutput(F.cross_entropy(logits, labels), logits, labels)
 
 
-@register_head("softmax", margin=Margin("none"))
+def sharded_softmax(embedding_size: int, num_classes: int, *, sample_rate: float = 1.0,
+                    seed: int = 0) -> nn.Module:
+    """The class-sharded softmax head (this rank's rows, :mod:`tailface.heads.sharded`)."""
+    return ShardedMarginHead(embedding_size, num_classes, kind="softmax", s=DEFAULT.scale, m=DEFAULT.value,
+                             sample_rate=sample_rate, seed=seed)
+
+
+@register_head("softmax", margin=DEFAULT, sharded=sharded_softmax)
 def softmax(embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     return SoftmaxHead(embedding_size, num_classes, **kwargs)

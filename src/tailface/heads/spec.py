@@ -8,8 +8,9 @@ others (center loss, range loss). Heads are built from it by
 
 Two keys of the block are not head arguments: ``sharded`` (``false``, the default; ``true``; or
 ``auto``) and ``sample_rate`` (Partial FC negative sampling, ``(0, 1]``, default 1), which select
-the class-sharded heads (:mod:`tailface.heads.sharded`, softmax / CosFace / ArcFace and the
-method's dispersion head) under torchrun; see docs/training.md, "Sharded classifier".
+the class-sharded heads (the heads registered with a sharded builder,
+:func:`~tailface.heads.base.shardable_heads`: softmax / CosFace / ArcFace, and the method's
+dispersion head) under torchrun; see docs/training.md, "Sharded classifier".
 ``sharded: auto`` shards from :data:`AUTO_MIN_CLASSES` (100,000) classes on
 when there is more than one rank, and whenever ``sample_rate < 1``.
 """
@@ -22,12 +23,12 @@ from typing import Any
 
 import torch
 
+from tailface.data.label_space import ClassStats
 from tailface.errors import ConfigError
-from tailface.heads.base import create_head, default_margin, list_heads
+from tailface.heads.base import create_head, default_margin, list_heads, shardable_heads
 from tailface.heads.margins import Margin
 
 AUTO_MIN_CLASSES = 100_000  # ``sharded: auto`` shards from this many classes on (with more than one rank)
-SHARDABLE_HEADS = ("softmax", "cosface", "arcface")  # (and the method's dispersion head)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ class HeadSpec:
         _check_sharding(name, sharded, sample_rate, where)
         spec = cls(name, block, sharded, float(sample_rate))
         try:
-            with torch.random.fork_rng(devices=[]):  # the head's own argument checks, RNG untouched
-                create_head(name, 4, 2, **block)
+            # the head's own argument checks, RNG untouched; placeholder statistics for the heads
+            # that need them (create_head gives them to no other head)
+            with torch.random.fork_rng(devices=[]):
+                create_head(name, 4, 2, class_stats=ClassStats.placeholder(2), **block)
             _ = spec.margin
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} {name!r}: {exc}") from None
@@ -95,6 +98,6 @@ def _check_sharding(name: str, sharded: Any, sample_rate: Any, where: str) -> No
     if sharded is False and sample_rate < 1:
         raise ConfigError(f"{where}.sample_rate < 1 (negative sampling) needs the sharded head: set "
                           f"{where}.sharded to true or auto")
-    if sharded is not False and name not in SHARDABLE_HEADS:
+    if sharded is not False and name not in shardable_heads():
         raise ConfigError(f"{where}.sharded: head {name!r} has no sharded version (sharded heads: "
-                          f"{', '.join(SHARDABLE_HEADS)})")
+                          f"{', '.join(shardable_heads())})")

@@ -17,7 +17,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from tailface.data.label_space import ClassStats
 from tailface.errors import DataError
+from tailface.heads import create_head
+from tailface.heads.base import needs_class_stats
 
 SPEC_ATTR = "tailface_spec"
 
@@ -31,12 +34,23 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
-def build_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
-    from tailface.heads import create_head
+def head_spec(name: str, embedding_size: int, num_classes: int, kwargs: dict,
+              class_stats: ClassStats | None = None) -> dict:
+    """The spec a checkpoint records to rebuild a head: ``name``, ``embedding_size``,
+    ``num_classes``, ``kwargs`` and, for a head registered with ``needs_class_stats`` only,
+    ``class_stats`` (:meth:`ClassStats.to_dict`, plain types)."""
+    spec = {"name": name, "embedding_size": embedding_size, "num_classes": num_classes, "kwargs": dict(kwargs)}
+    if class_stats is not None and needs_class_stats(name):
+        spec["class_stats"] = class_stats.to_dict()
+    return spec
 
-    head = create_head(name, embedding_size, num_classes, **kwargs)
-    setattr(head, SPEC_ATTR, {"name": name, "embedding_size": embedding_size,
-                              "num_classes": num_classes, "kwargs": dict(kwargs)})
+
+def build_head(name: str, embedding_size: int, num_classes: int, class_stats: ClassStats | None = None,
+               **kwargs) -> nn.Module:
+    """``create_head(name, embedding_size, num_classes, class_stats, **kwargs)`` that remembers
+    how it was built (:func:`head_spec`)."""
+    head = create_head(name, embedding_size, num_classes, class_stats=class_stats, **kwargs)
+    setattr(head, SPEC_ATTR, head_spec(name, embedding_size, num_classes, kwargs, class_stats))
     return head
 
 
@@ -153,7 +167,9 @@ def load_head(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
     if not spec or "head" not in ckpt:
         raise DataError(f"{path}: checkpoint has no head (head_spec/head missing)")
     try:
-        head = build_head(spec["name"], spec["embedding_size"], spec["num_classes"], **spec.get("kwargs", {}))
+        stats = ClassStats.from_dict(spec["class_stats"]) if "class_stats" in spec else None  # (older: none)
+        head = build_head(spec["name"], spec["embedding_size"], spec["num_classes"], class_stats=stats,
+                          **spec.get("kwargs", {}))
         head.load_state_dict(ckpt["head"])
     except (ValueError, RuntimeError, KeyError) as exc:
         raise DataError(f"{path}: cannot rebuild head {spec.get('name')!r}: {exc}") from None

@@ -21,15 +21,17 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from tailface.data.label_space import ClassStats
+from tailface.heads.base import create_sharded_head
 from tailface.heads.sharded import (
-    ShardedMarginHead,
     _ShardedBase,
     gather_full_rows,
     load_full_weight,
     shard_full_rows,
 )
+from tailface.train.checkpoint import SPEC_ATTR, head_spec
 
-ShardedHead = _ShardedBase  # the base class of ShardedMarginHead and ShardedDispersionHead
+ShardedHead = _ShardedBase  # the base class of the sharded heads (ShardedMarginHead, ShardedDispersionHead)
 
 
 def is_sharded(head: nn.Module) -> bool:
@@ -37,29 +39,15 @@ def is_sharded(head: nn.Module) -> bool:
 
 
 def build_sharded_head(name: str, embedding_size: int, num_classes: int, sample_rate: float = 1.0, seed: int = 0,
-                       **kwargs) -> ShardedMarginHead:
-    """The sharded ``softmax`` / ``cosface`` / ``arcface`` head of a ``head:`` block. It records
-    the spec of the *unsharded* head (``build_head``'s), so ``load_head`` rebuilds a checkpoint's
-    classifier, which is kept whole and in class order, as an ordinary head."""
-    from tailface.heads.base import default_margin
-    from tailface.heads.spec import SHARDABLE_HEADS
-    from tailface.train.checkpoint import SPEC_ATTR
-
-    if name not in SHARDABLE_HEADS:
-        raise ValueError(f"head {name!r} has no sharded version (sharded heads: {', '.join(SHARDABLE_HEADS)})")
-    margin = default_margin(name)
-    assert margin is not None
-    if name == "softmax" and kwargs:
-        raise ValueError(f"softmax takes no arguments, got {', '.join(sorted(kwargs))}")
-    unknown = sorted(set(kwargs) - {"s", "m", "easy_margin"})
-    if unknown:
-        raise ValueError(f"unexpected argument {unknown[0]!r}")
-    head = ShardedMarginHead(embedding_size, num_classes, kind=name, s=float(kwargs.get("s", margin.scale)),
-                             m=float(kwargs.get("m", margin.value)),
-                             easy_margin=bool(kwargs.get("easy_margin", margin.easy_margin)),
-                             sample_rate=sample_rate, seed=seed)
-    setattr(head, SPEC_ATTR, {"name": name, "embedding_size": embedding_size, "num_classes": num_classes,
-                              "kwargs": dict(kwargs)})
+                       class_stats: ClassStats | None = None, **kwargs) -> nn.Module:
+    """The sharded version of head ``name`` (the registry's sharded builder,
+    :func:`~tailface.heads.base.create_sharded_head`; ValueError for a head without one). It
+    records the spec of the *unsharded* head (``build_head``'s, with the class statistics of a head
+    that needs them), so ``load_head`` rebuilds a checkpoint's classifier, which is kept whole and in
+    class order, as an ordinary head."""
+    head = create_sharded_head(name, embedding_size, num_classes, sample_rate=sample_rate, seed=seed,
+                               class_stats=class_stats, **kwargs)
+    setattr(head, SPEC_ATTR, head_spec(name, embedding_size, num_classes, kwargs, class_stats))
     return head
 
 

@@ -252,6 +252,14 @@ class Trainer:
         ddp.barrier(self.info)
         return final_path
 
+    def start_epoch(self, epoch: int) -> None:
+        """The epoch hook: ``head.set_epoch(epoch)`` for a head that defines it (e.g. deferred
+        re-weighting), before the epoch's first step, also when resuming in the middle of it; on
+        every rank, sharded or not. Heads without it are not touched."""
+        set_epoch = getattr(self.head, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
+
     def epoch_loader(self, epoch: int) -> tuple[torch.utils.data.DataLoader, int]:
         """The DataLoader of this rank's remaining batches of ``epoch``, and the epoch's batch count."""
         cfg = self.cfg
@@ -348,6 +356,7 @@ class Trainer:
         stopped = cfg.max_steps is not None and state.global_step >= cfg.max_steps
         try:
             while state.epoch < cfg.epochs and not stopped:
+                self.start_epoch(state.epoch)
                 loader, num_batches = self.epoch_loader(state.epoch)
                 window.reset()
                 for images, labels in workers.iterate(loader):  # a worker's error as its one-line self
