@@ -24,3 +24,5 @@ tailface study "$data/celeba-train" --seeds 3 --jobs "$jobs" --out "$out/study-c
 tailface reproduce probes,superclasses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu"
 # two more seeds of Tables 2 and 3 narrow the intervals of ours vs ABCD and AB vs ABCD
 tailface reproduce table2,table3 --profile cpu --seeds 5 --jobs "$jobs" --out "$out/reproduce-cpu"
+# the class-count-aware losses (issue 20) against ABCD and ours: their cells, and ABCD / AB / ours reused
+tailface reproduce losses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu"

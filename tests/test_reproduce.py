@@ -129,8 +129,8 @@ def test_the_command_line_names_the_targets_without_loading_them(capsys):
     assert "tailface reproduce: error: unknown reproduce target ['table9']; choose among table1, fig1" in \
         capsys.readouterr().err
     check = ("import sys; from tailface.cli.main import build_parser; build_parser(); "
-             "assert 'tailface.evidence.targets' not in sys.modules")
-    assert subprocess.run([sys.executable, "-c", check]).returncode == 0  # every start stays light
+             "assert 'tailface.evidence.targets' not in sys.modules and 'torch' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", check]).returncode == 0  # every start stays light: no torch
     order = needed_models(["table2", "table3"])
     assert order.count("abcd") == 1 and order.count("ab") == 1  # trained once for both tables
     assert order.index("ab") < order.index("ours") and order.index("ab") < order.index("arcface-ours")

@@ -20,8 +20,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import faiss
+import numpy as np
+import torch
 import yaml
 
+import tailface
+from tailface.atomic import write_text
 from tailface.errors import ConfigError
 
 IGNORED_KEYS = ("num_workers", "progress", "tensorboard", "log_every")  # do not change any result
@@ -84,16 +89,7 @@ def environment(data_spec: str, previous: dict | None = None) -> dict:
 
 def runtime() -> dict:
     """Versions, CPU capability and threads: what a bit-identical rerun needs, data aside."""
-    import numpy as np
-    import torch
-
-    try:
-        import faiss
-        faiss_version = getattr(faiss, "__version__", "?")
-    except ImportError:  # pragma: no cover
-        faiss_version = None
-    import tailface
-
+    faiss_version = getattr(faiss, "__version__", "?")
     return {"must_match_for_a_bit_identical_rerun": ["config.yaml", "torch", "cpu_capability", "threads", "numpy",
                                                      "faiss", "device", "data"],
             "tailface": tailface.__version__, "torch": torch.__version__,
@@ -109,8 +105,6 @@ def code_version() -> str:
                                 cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    import tailface
-
     return commit or f"tailface {tailface.__version__}"
 
 
@@ -118,8 +112,6 @@ def run_record() -> dict:
     """Who wrote a result, when and where: the code's commit, the date (UTC), the machine, its CPUs,
     torch, its threads and the GPU's name (None without one). ``tailface reproduce`` keeps it in
     each cell's ``cell.json`` and in the line under each page's title."""
-    import torch
-
     return {"commit": code_version(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -128,8 +120,6 @@ def run_record() -> dict:
 
 def write_environment(out: Path, data_spec: str) -> Path:
     """``out/environment.json`` (atomically); earlier runs' records are kept under ``history``."""
-    from tailface.atomic import write_text
-
     path = out / "environment.json"
     previous: dict = {}
     if path.is_file():
@@ -181,8 +171,6 @@ def claim_output_folder(out: Path, config: dict, force: bool = False) -> None:
 def write_skipped(out: Path, faceset) -> Path | None:
     """``out/skipped.txt``: the files a ``skip_bad`` / ``on_missing: skip`` data source left out
     (``image id<TAB>reason`` lines); None when nothing was skipped."""
-    from tailface.atomic import write_text
-
     skipped = list(getattr(faceset, "skipped", None) or [])
     if not skipped:
         return None

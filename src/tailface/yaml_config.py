@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
@@ -27,8 +28,6 @@ def read_yaml(path) -> dict:
 
 def unknown_key(where: str, key, known) -> ConfigError:
     """The error for an unknown key: the valid keys, and the closest one when there is one."""
-    import difflib
-
     known = sorted(str(k) for k in known)
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""

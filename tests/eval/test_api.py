@@ -72,8 +72,11 @@ def test_lfw_protocols_on_random_features(tmp_path):
 
 
 def _fake_features_module(monkeypatch, store):
-    import sys
+    """Fakes of tailface.eval.features' functions, patched where the evaluation looks them up: the
+    api saves and loads features files, the embedder extracts."""
     import types
+
+    from tailface.eval import embedder
 
     fake = types.ModuleType("tailface.eval.features")
 
@@ -92,7 +95,9 @@ def _fake_features_module(monkeypatch, store):
                 + 0.1 * rng.standard_normal((len(faceset), faceset.num_classes))).astype(np.float32)
 
     fake.save_features, fake.load_features, fake.extract_features = save_features, load_features, extract_features
-    monkeypatch.setitem(sys.modules, "tailface.eval.features", fake)
+    monkeypatch.setattr(api, "save_features", save_features)
+    monkeypatch.setattr(api, "load_features", load_features)
+    monkeypatch.setattr(embedder, "extract_features", extract_features)
     return fake
 
 
@@ -111,13 +116,13 @@ def test_evaluate_features_synthetic(tmp_path, monkeypatch, capsys):
 
 
 def test_evaluate_checkpoint_extracts_lfw_once(tmp_path, monkeypatch):
-    import tailface.data.open as data_open
-    import tailface.train.checkpoint as ckpt
     from tailface.data.faceset import InMemoryFaceSet
+    from tailface.eval import embedder
+    from tailface.eval.protocols import sets
 
     store = {}
     _fake_features_module(monkeypatch, store)
-    monkeypatch.setattr(ckpt, "load_model", lambda path: (torch.nn.Identity(), {"image_size": [16, 16]}))
+    monkeypatch.setattr(embedder, "load_model", lambda path: (torch.nn.Identity(), {"image_size": [16, 16]}))
     checkpoint = tmp_path / "final.pt"
     checkpoint.write_bytes(b"x")
     with pytest.raises(DataError, match="tailface prepare lfw"):
@@ -126,7 +131,7 @@ def test_evaluate_checkpoint_extracts_lfw_once(tmp_path, monkeypatch):
     names = ["Ann", "Bob", "Cy"]
     ids = [f"{n}/{n}_{k:04d}.jpg" for n in names for k in (1, 2)]
     faces = InMemoryFaceSet(np.zeros((6, 4, 4, 3), np.uint8), np.repeat(np.arange(3), 2), names, ids)
-    monkeypatch.setattr(data_open, "open_faceset", lambda spec, **kw: faces)
+    monkeypatch.setattr(sets, "open_faceset", lambda spec, **kw: faces)
     (tmp_path / "lfwdir").mkdir()
     root = tmp_path / "faces"
     (root / "lfw").mkdir(parents=True)

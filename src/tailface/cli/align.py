@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from tqdm import tqdm
+
+from tailface.data.align import AlignedFaceSet
+from tailface.data.images import encode_jpeg
+from tailface.data.landmarks import read_landmarks
+from tailface.data.open import open_faceset
+from tailface.data.recordio import write_recordio
+from tailface.errors import ConfigError, DataError
 
 _SHOWN = 10
 
@@ -30,11 +40,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.data.align import AlignedFaceSet
-    from tailface.data.landmarks import read_landmarks
-    from tailface.data.open import open_faceset
-    from tailface.errors import ConfigError, DataError
-
     fmt = args.format or ("rec" if args.out.suffix == ".rec" else "folder")
     if fmt == "rec" and args.out.suffix != ".rec":
         raise ConfigError(f"{args.out}: a rec output must end in .rec")
@@ -55,8 +60,6 @@ def run(args) -> int:
             raise DataError(f"{message}; pass --fallback center-crop to centre-crop them")
         print(f"  {message}; centre-cropped")
     if fmt == "rec":
-        from tailface.data.recordio import write_recordio
-
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = write_recordio(aligned, args.out, quality=args.quality, progress=not args.no_progress)
         print(f"wrote {result.path} (+ .idx): {result.num_images} images, {result.num_classes} classes")
@@ -68,13 +71,6 @@ def run(args) -> int:
 
 def write_folder(faceset, out: Path, quality: int, progress: bool = True) -> int:
     """``out/<identity>/<image stem>.jpg`` for every image (written under a temporary name first)."""
-    import os
-
-    from tqdm import tqdm
-
-    from tailface.data.images import encode_jpeg
-    from tailface.errors import DataError
-
     targets = [out / faceset.class_names[label] / (Path(image_id).stem + ".jpg")
                for label, image_id in zip(faceset.labels, faceset.image_ids)]
     if len(set(targets)) != len(targets):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tailface.data.analysis import format_table, group_table, plot_class_sizes, table_dict
+from tailface.data.groups import GroupThresholds
+from tailface.data.open import open_faceset
+from tailface.errors import ConfigError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,9 +26,6 @@ def register(subparsers) -> None:
 
 
 def parse_thresholds(text: str):
-    from tailface.data.groups import GroupThresholds
-    from tailface.errors import ConfigError
-
     try:
         a, b, c = (int(v) for v in text.split(","))
         return GroupThresholds(a, b, c)
@@ -33,9 +35,6 @@ def parse_thresholds(text: str):
 
 
 def run(args) -> int:
-    from tailface.data.analysis import format_table, group_table, plot_class_sizes, table_dict
-    from tailface.data.open import open_faceset
-
     thresholds = parse_thresholds(args.thresholds)
     faceset = open_faceset(args.data)
     counts = faceset.class_counts()

@@ -10,6 +10,8 @@ import numpy as np
 
 from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, preprocessing_overrides
 from tailface.data.faceset import FaceSet
+from tailface.data.images import is_image_name, read_image
+from tailface.data.open import open_faceset
 from tailface.errors import DataError
 
 
@@ -32,8 +34,6 @@ def register(subparsers) -> None:
 
 
 def has_top_level_images(path: Path) -> bool:
-    from tailface.data.images import is_image_name
-
     return path.is_dir() and any(e.is_file() and is_image_name(e.name) for e in os.scandir(path))
 
 
@@ -43,8 +43,6 @@ def open_embed_data(spec: str) -> tuple[FaceSet, bool]:
     path = Path(spec)
     if has_top_level_images(path) and not (path / "train.rec").is_file():
         return PlainImageFolder(path), False
-    from tailface.data.open import open_faceset
-
     return open_faceset(spec), True
 
 
@@ -52,8 +50,6 @@ class PlainImageFolder(FaceSet):
     """Every image under ``root`` (recursively, sorted), one dummy class; ids = relative paths."""
 
     def __init__(self, root: Path):
-        from tailface.data.images import is_image_name
-
         self.root, self.source = Path(root), str(root)
         files = sorted(p for p in self.root.rglob("*") if p.is_file() and is_image_name(p.name))
         if not files:
@@ -64,12 +60,11 @@ class PlainImageFolder(FaceSet):
         self.class_names = ["unlabelled"]
 
     def _read(self, i: int):
-        from tailface.data.images import read_image
-
         return read_image(self.paths[i])
 
 
 def run(args) -> int:
+    # here, not at the top: the embedder loads torch (1.8 s measured); `tailface --help` stays light
     from tailface.eval.embedder import load_embedder
     from tailface.eval.features import save_features
 

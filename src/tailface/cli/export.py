@@ -27,12 +27,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # here, not at the top: the export loads torch (1.5 s measured); `tailface --help` stays light
     from tailface.deploy.onnx_export import export_onnx
+    from tailface.eval.embedder import load_embedder
 
     result = export_onnx(args.checkpoint, args.out, flip_fusion=args.flip_fusion, exporter=args.exporter,
                          opset=args.opset, check=not args.no_check)
-    from tailface.eval.embedder import load_embedder
-
     m = result.metadata
     prep = load_embedder(result.path).preprocessing
     print(f"wrote {result.path}: {m['tailface.model']}, input {prep.describe()}, "

@@ -9,6 +9,7 @@ import pkgutil
 import sys
 
 import tailface
+import tailface.cli
 from tailface.errors import TailfaceError
 
 
@@ -16,9 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tailface", description=tailface.__doc__)
     parser.add_argument("--version", action="version", version=f"tailface {tailface.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import tailface.cli as pkg
-
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(tailface.cli.__path__), key=lambda m: m.name):
         if info.name in ("main", "__main__") or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"tailface.cli.{info.name}")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tailface.atomic import write_text
+from tailface.data.open import open_faceset
+from tailface.data.recordio import write_recordio
+from tailface.data.verification_bin import pack_pairs_bin
 from tailface.errors import ConfigError
+from tailface.eval.lfw_pairs import read_pairs
 
 
 def register(subparsers) -> None:
@@ -37,9 +42,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.data.open import open_faceset
-    from tailface.data.recordio import write_recordio
-
     if (args.out is None) == (args.bin is None):
         raise ConfigError("give either OUT.rec or --bin OUT.bin (exactly one)")
     if args.bin is not None:
@@ -61,8 +63,6 @@ def run(args) -> int:
         print(f"  skipped {image_id}: {why}")
     n_skipped = len(skipped_files) + len(result.skipped)
     if n_skipped:
-        from tailface.atomic import write_text
-
         report = args.out.with_name(args.out.stem + ".skipped.txt")
         write_text(report, "".join(f"{image_id}\t{why}\n" for image_id, why in skipped_files + result.skipped))
         print(f"  skipped {n_skipped} bad images in all, listed in {report}")
@@ -72,10 +72,6 @@ def run(args) -> int:
 
 
 def run_bin(args) -> int:
-    from tailface.data.open import open_faceset
-    from tailface.data.verification_bin import pack_pairs_bin
-    from tailface.eval.lfw_pairs import read_pairs
-
     if args.bin.suffix != ".bin":
         raise ConfigError(f"{args.bin}: the output must end in .bin")
     pairs = read_pairs(args.pairs)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.data.prepare import SETS, prepare
+from tailface.errors import ConfigError
+from tailface.paths import prepared_path
+
 
 def register(subparsers) -> None:
-    from tailface.data.prepare import SETS
-
     p = subparsers.add_parser(
         "prepare", help="align a real face set to 112x112 and pack it",
         description="Align one of the real face sets under the faces root (five MTCNN landmarks -> "
@@ -28,10 +30,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.data.prepare import SETS, prepare
-    from tailface.errors import ConfigError
-    from tailface.paths import prepared_path
-
     if args.size < 16:
         raise ConfigError(f"--size must be at least 16, got {args.size}")
     if args.workers < 1:

@@ -40,6 +40,10 @@ def register(subparsers) -> None:
                         "as far as it is finished")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the cells finished so far (e.g. while a campaign runs)")
+    p.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                   help="keep each finished cell's small records (metrics, cell.json, a regime's manifest, the split "
+                        "reunion; never checkpoints) in DIR, laid out as OUT, for git: a cell archived with the same "
+                        "configuration is not trained again, and the tables read a cell from OUT, else from DIR")
     p.set_defaults(func=run)
 
 
@@ -69,6 +73,6 @@ def run(args) -> int:
     out = args.out or Path("runs") / f"reproduce-{profile.name}"
     only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
     for name in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only, only=only,
-                          jobs=args.jobs):
+                          jobs=args.jobs, archive=args.archive):
         print(f"wrote {out / f'{name}.md'}")
     return 0

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 
 from tailface.cli._experiment import add_experiment_arguments, run_from_args
+from tailface.data.groups import GroupThresholds
+from tailface.data.open import open_faceset
+from tailface.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -35,9 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _norms(args: argparse.Namespace) -> int:
-    from tailface.data.groups import GroupThresholds
-    from tailface.data.open import open_faceset
-    from tailface.errors import ConfigError
+    # here, not at the top: the diagnostics read checkpoints with torch (1.4 s measured); `tailface --help` stays light
     from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
 
     try:

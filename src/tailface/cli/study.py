@@ -22,7 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tailface.evidence.study import study  # here, not at the top: it loads torch and scipy (seconds)
+    # here, not at the top: the study loads torch and scipy (2.6 s measured); `tailface --help` stays light
+    from tailface.evidence.study import study
 
     check_cell_arguments(args)
     out = args.out or Path("runs") / f"study-{Path(str(args.data).rstrip('/')).name or 'data'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tailface.cli._experiment import add_experiment_arguments, run_from_args
+from tailface.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,5 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.config is None and not args.list_configs:
-        from tailface.errors import ConfigError
-
         raise ConfigError("give an experiment CONFIG (a YAML path or a shipped name; --list-configs lists them)")
     return run_from_args(args, "train")

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tailface.errors import DataError
+
 
 class FaceSet:
     """Images with integer identity labels in ``[0, num_classes)``.
@@ -60,8 +62,6 @@ class FaceSet:
     def check_labels(self) -> None:
         """Raise :class:`~tailface.errors.DataError` unless labels are ints in range and every
         class has at least one image."""
-        from tailface.errors import DataError
-
         labels = np.asarray(self.labels)
         if labels.ndim != 1 or len(labels) != len(self.image_ids):
             raise DataError(f"{self.source}: {len(labels)} labels for {len(self.image_ids)} images")

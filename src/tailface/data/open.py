@@ -13,7 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tailface.data import synthetic
 from tailface.data.faceset import FaceSet
+from tailface.data.perturb.manifest import is_perturbed, open_perturbed
+from tailface.data.recordio import RecordIOFaceSet
+from tailface.data.sources import IdentityFileFaceSet, ImageFolderFaceSet, ListFileFaceSet
 from tailface.errors import DataError
 
 
@@ -26,14 +30,10 @@ class Format:
 
 
 def _synthetic(spec: str, **kw) -> FaceSet:
-    from tailface.data.synthetic import synthetic_faceset
-
-    return synthetic_faceset(**kw)
+    return synthetic.synthetic_faceset(**kw)
 
 
 def _celeba(spec: str, **kw) -> FaceSet:
-    from tailface.data.sources import IdentityFileFaceSet
-
     parts = spec.split(":", 2)
     if len(parts) != 3 or not parts[1] or not parts[2]:
         raise DataError(f"{spec!r}: expected celeba:IMAGE_DIR:IDENTITY_FILE\n{accepted_specs()}")
@@ -42,8 +42,6 @@ def _celeba(spec: str, **kw) -> FaceSet:
 
 
 def _recordio(spec: str, **kw) -> FaceSet:
-    from tailface.data.recordio import RecordIOFaceSet
-
     path = Path(spec)
     path = path if path.suffix == ".rec" else path / "train.rec"
     unknown = sorted(set(kw) - {"skip_bad"})
@@ -53,14 +51,10 @@ def _recordio(spec: str, **kw) -> FaceSet:
 
 
 def _list_file(spec: str, **kw) -> FaceSet:
-    from tailface.data.sources import ListFileFaceSet
-
     return ListFileFaceSet(Path(spec), **kw)
 
 
 def _image_folder(spec: str, **kw) -> FaceSet:
-    from tailface.data.sources import ImageFolderFaceSet
-
     return ImageFolderFaceSet(Path(spec), **kw)
 
 
@@ -73,6 +67,8 @@ FORMATS: list[Format] = [
            lambda s: Path(s).suffix == ".rec", _recordio),
     Format("FOLDER with train.rec", "e.g. a prepared set or an InsightFace download",
            lambda s: (Path(s) / "train.rec").is_file(), _recordio),
+    Format("FOLDER with perturbed.lst", "a perturbed set over another set's images (tailface perturb)",
+           is_perturbed, lambda s, **kw: open_perturbed(s, open_faceset, **kw)),
     Format("LIST.txt / LIST.lst", "lines 'path label' (paths relative to the list's folder)",
            lambda s: Path(s).suffix in (".txt", ".lst"), _list_file),
     Format("FOLDER of identity folders", "FOLDER/<identity>/<image>",

@@ -24,6 +24,8 @@ import numpy as np
 from tailface.data.align import AlignedFaceSet
 from tailface.data.faceset import FaceSet
 from tailface.data.landmarks import read_landmarks
+from tailface.data.recordio import write_recordio
+from tailface.data.sources import IdentityFileFaceSet, ImageFolderFaceSet
 from tailface.errors import DataError
 from tailface.paths import faces_root, prepared_path
 
@@ -39,21 +41,15 @@ class RawSet:
 
 
 def _lfw(root: Path) -> FaceSet:
-    from tailface.data.sources import ImageFolderFaceSet
-
     return ImageFolderFaceSet(root / "lfw" / "lfw-deepfunneled")
 
 
 def _celeba_aligned(root: Path) -> FaceSet:
-    from tailface.data.sources import IdentityFileFaceSet
-
     return IdentityFileFaceSet(root / "celeba" / "img_align_celeba_89x109",
                                root / "celeba" / "identity_CelebA.txt", on_missing="skip")
 
 
 def _celeba_wild(root: Path) -> FaceSet:
-    from tailface.data.sources import ImageFolderFaceSet
-
     return ImageFolderFaceSet(root / "celeba" / "wild_crops")
 
 
@@ -170,8 +166,6 @@ def prepare(name: str, root: Path | None = None, out: Path | None = None, output
             workers: int = 2, force: bool = False, progress: bool = True) -> dict:
     """Write the aligned pack of ``name`` to ``out`` (default ``prepared_path(name)``) and return
     its summary. An existing complete pack is kept unless ``force``."""
-    from tailface.data.recordio import write_recordio
-
     root = Path(root) if root is not None else faces_root()
     out = Path(out) if out is not None else prepared_path(name)
     if not root.is_dir():

@@ -24,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from tailface.data.faceset import FaceSet
-from tailface.data.images import decode_image
+from tailface.data.images import decode_image, encode_jpeg, is_jpeg_or_png
+from tailface.data.ordering import rows_for
 from tailface.errors import DataError
+
+try:
+    from numpy._core import multiarray  # numpy 2
+except ImportError:  # numpy 1.x
+    from numpy.core import multiarray  # type: ignore[no-redef]
 
 
 def _latin1_encode(text, encoding="latin1", errors="strict"):
@@ -35,11 +41,6 @@ def _latin1_encode(text, encoding="latin1", errors="strict"):
 
 
 def _numpy_globals() -> dict[tuple[str, str], object]:
-    try:
-        from numpy._core import multiarray  # numpy 2
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray  # type: ignore[no-redef]
-
     allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # pickles name either
         allowed[(module, "_reconstruct")] = multiarray._reconstruct
@@ -166,9 +167,6 @@ def pack_pairs_bin(faceset: FaceSet, pairs, out, quality: int = 95) -> tuple[Pat
     """A .bin of ``pairs`` (:class:`tailface.eval.lfw_pairs.Pairs`, e.g. LFW's pairs.txt) with the
     images of ``faceset`` matched on image ids (stored JPEG/PNG bytes copied, others encoded as
     JPEG). Returns (path, number of pairs)."""
-    from tailface.data.images import encode_jpeg, is_jpeg_or_png
-    from tailface.data.ordering import rows_for
-
     ids = pairs.left + pairs.right
     rows = rows_for(list(faceset.image_ids), ids, str(faceset.source), allow_extra=True)
     n = len(pairs.left)

@@ -90,7 +90,7 @@ def export_module(module, out: Path, size: tuple[int, int], exporter: str = "tor
 
 def write_metadata(path: Path, metadata: dict[str, str]) -> None:
     """Set ``metadata_props`` of the ONNX file at ``path`` (in place, atomically)."""
-    import onnx
+    import onnx  # optional extra: tailface[onnx]
 
     model = onnx.load(str(path))
     del model.metadata_props[:]
@@ -150,7 +150,7 @@ def export_onnx(checkpoint, out, *, flip_fusion: bool = False, exporter: str = "
 def check_export(module, path: Path, size: tuple[int, int], n: int = 3) -> tuple[float, float]:
     """(max abs difference of onnxruntime vs PyTorch outputs, max abs PyTorch output) on ``n``
     fixed pseudo-random noise images (batch size ``n``, which also checks the dynamic batch axis)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional extra: tailface[onnx]
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 3, *size), dtype=np.uint8)

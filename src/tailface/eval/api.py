@@ -18,7 +18,11 @@ import numpy as np
 
 from tailface.atomic import write_text
 from tailface.errors import ProtocolError
+from tailface.eval.embedder import embedder_key, load_embedder
+from tailface.eval.features import load_features, save_features
 from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, parse_protocols, protocols_in
+from tailface.eval.vectors import checked_features
+from tailface.provenance import runtime
 
 
 def _cache_key(text: str) -> str:
@@ -28,8 +32,6 @@ def _cache_key(text: str) -> str:
 def check_features(features: Features) -> None:
     """Refuse NaN/inf or all-zero feature rows, naming the file's rows and their image ids (a
     protocol's own check would name rows of its own subsets)."""
-    from tailface.eval.vectors import checked_features
-
     x = np.asarray(features.features)
     if x.ndim == 2 and np.issubdtype(x.dtype, np.number):
         for bad, what in ((~np.isfinite(x).all(axis=1), "hold NaN or inf"), (~(x != 0).any(axis=1), "are all zero")):
@@ -69,8 +71,6 @@ def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
     if plots:
         metrics["plots"] = [str(path) for name in protocols_in(metrics)
                             for path in get_protocol(name).plots(metrics[name], out_dir)]
-    from tailface.provenance import runtime
-
     metrics["environment"] = runtime()  # what must match to reproduce these figures bit for bit
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # atomic: never read half-written
     print(format_table(metrics))
@@ -79,8 +79,6 @@ def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
 
 def read_features(path) -> Features:
     """A features file written by :func:`tailface.eval.features.save_features`."""
-    from tailface.eval.features import load_features
-
     loaded = load_features(path)
     if loaded.get("features") is None:
         raise ProtocolError(f"{path}: no 'features' array in the features file")
@@ -91,8 +89,6 @@ def read_features(path) -> Features:
 
 def _features_of_set(embedder, set_name: str, key: str, out_dir: Path,
                      options: EvalOptions) -> tuple[Features, Path | None]:
-    from tailface.eval.features import save_features
-
     eval_set = get_eval_set(set_name)
     cache = out_dir / f"{set_name}_features_{key}.npz" if eval_set.cache else None
     if cache is not None and cache.is_file():
@@ -112,8 +108,6 @@ def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lf
     """Evaluate a model file (a tailface ``.pt`` checkpoint or an ``.onnx`` model, through
     :func:`tailface.eval.embedder.load_embedder`; ``size``, ``mean``, ``std``, ``channel_order``
     override its preprocessing); returns (and writes to ``out_dir/metrics.json``) the metrics."""
-    from tailface.eval.embedder import embedder_key, load_embedder
-
     protocols = parse_protocols(protocols)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from tailface.data.ordering import rows_for
 from tailface.errors import ProtocolError
 from tailface.eval.openset import OPENSET_FARS, OPENSET_RANKS, probe_statistics, rates_from_statistics
 from tailface.eval.vectors import l2_normalize
 from tailface.eval.verification import VERIFICATION_FARS, PairScores
+from tailface.paths import faces_root
 
 REQUIRED = ("imageList", "labels", "trainIndex", "testIndex", "galIndex", "probIndex",
             "devTrainIndex", "devTestIndex")
@@ -52,15 +54,11 @@ class BlufrConfig:
 
 
 def default_config_path() -> Path:
-    from tailface.paths import faces_root
-
     return faces_root() / "blufr" / "blufr_lfw_config.mat"
 
 
 def load_blufr_config(path=None) -> BlufrConfig:
     """Read and check a BLUFR configuration; :class:`ProtocolError` naming the file otherwise."""
-    import scipy.io
-
     path = Path(path) if path is not None else default_config_path()
     if not path.is_file():
         raise ProtocolError(f"{path}: BLUFR configuration not found")

@@ -18,7 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tailface.data.verification_bin import BinFaceSet, read_bin
 from tailface.errors import ConfigError
+from tailface.eval.features import extract_features
+from tailface.eval.verification_bin import evaluate_bin
+from tailface.models import resolve_image_size
+from tailface.train.checkpoint import spec_of
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,6 @@ class Validator:
     the trainer calls it when ``step % every == 0`` and after the last step."""
 
     def __init__(self, sets, every: int, batch_size: int = 64, progress: bool = False):
-        from tailface.data.verification_bin import BinFaceSet, read_bin
-
         if int(every) <= 0:
             raise ConfigError(f"validation every {every} steps: must be positive")
         self.every, self.batch_size, self.progress = int(every), int(batch_size), progress
@@ -72,11 +75,6 @@ class Validator:
             self.sets[name] = BinFaceSet(read_bin(path))  # a bad file fails here, before training
 
     def __call__(self, model, step: int, image_size=None, device=None) -> dict[str, float]:
-        from tailface.eval.features import extract_features
-        from tailface.eval.verification_bin import evaluate_bin
-        from tailface.models import resolve_image_size
-        from tailface.train.checkpoint import spec_of
-
         if image_size is None:
             spec = spec_of(model) or {}
             image_size = resolve_image_size(spec.get("name"), spec.get("kwargs", {}).get("input_size"))

@@ -23,6 +23,7 @@ from tailface.data.ordering import rows_for
 from tailface.errors import ProtocolError
 from tailface.eval.thresholds import accept_rates, false_alarm_counts, needed_impostors
 from tailface.eval.vectors import l2_normalize
+from tailface.paths import faces_root
 
 TAR_FARS = (1e-3, 1e-2, 1e-1)
 
@@ -37,8 +38,6 @@ class Pairs:
 
 
 def default_pairs_path() -> Path:
-    from tailface.paths import faces_root
-
     return faces_root() / "lfw" / "pairs.txt"
 
 

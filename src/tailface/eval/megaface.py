@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import faiss
 import numpy as np
+import torch
 
 from tailface.errors import ProtocolError
 from tailface.eval.megaface_io import read_megaface_feature, write_megaface_feature  # noqa: F401
@@ -47,8 +49,6 @@ def top_distractor_scores(probes: np.ndarray, distractors, counts: Iterable[int]
     """For each count ``n``: the ``k`` best scores (descending; -inf padding) of every probe among
     the first ``n`` distractors. ``distractors``: a normalised float32 array or an iterable of
     such chunks (in order)."""
-    import faiss
-
     counts = sorted(set(int(c) for c in counts))
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     best = np.full((len(probes), k), -np.inf, np.float32)
@@ -122,8 +122,6 @@ def megaface_identification(probe_feats, probe_labels, distractors, counts=DISTR
 
 def synthetic_distractors(total: int, dim: int, seed: int = 0, chunk: int = 65_536) -> Iterator[np.ndarray]:
     """Random unit vectors, ``chunk`` rows at a time; the same seed gives the same sequence."""
-    import torch
-
     for i, start in enumerate(range(0, total, chunk)):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
         x = torch.randn(min(chunk, total - start), dim, generator=gen)

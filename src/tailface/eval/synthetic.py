@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tailface.data.synthetic import synthetic_eval_faceset
 from tailface.eval.openset import open_set_identification
 from tailface.eval.verification import verification_rates
 
@@ -18,8 +19,6 @@ RANKS = (1, 5, 10)
 
 
 def eval_faceset(**kw):
-    from tailface.data.synthetic import synthetic_eval_faceset
-
     return synthetic_eval_faceset(**kw)
 
 

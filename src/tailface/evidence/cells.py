@@ -20,7 +20,10 @@ Models (``MODELS``), each derived from the profile's family of shipped configs:
   uniform and one long-tailed (Fig. 3);
 - ``VARIANTS``: one of the models above with a few settings changed, each testing one hypothesis:
   the baselines' hyper-parameters (``tailface reproduce tune``) and the method's choices
-  (``tailface reproduce probes``), compared on the BLUFR development split.
+  (``tailface reproduce probes``), compared on the BLUFR development split;
+- ``MODEL@REGIME`` (``ab@split``, ``ours@long``): ``ab``, ``abcd`` or ``ours`` trained in a regime
+  of :mod:`tailface.evidence.regimes` (a perturbed training set, or 3x the epochs); ``ours@R``
+  starts from ``ab@R`` of the same seed (``tailface reproduce regimes``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from tailface.configs import resolve_config
 from tailface.errors import ConfigError
+from tailface.evidence import regimes
 from tailface.experiment.kinds import ExperimentKind, default_kind, kind_named
 from tailface.paths import prepared_path
 from tailface.yaml_config import read_yaml, unknown_key
@@ -157,7 +161,9 @@ PROBED = {"ours": [m for m, v in VARIANTS.items() if v.of == "ours"],
           "arcface-ours": [m for m, v in VARIANTS.items() if v.of == "arcface-ours"]}
 METHOD_MODELS = {*NK_FACTORS, "arcface-ours"}
 METHOD_MODELS |= {m for m, v in VARIANTS.items() if v.of in METHOD_MODELS}
-MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, *FIG3_MODELS, *VARIANTS]
+METHOD_MODELS |= {m for m in regimes.REGIME_MODELS if regimes.parse(m)[0] in METHOD_MODELS}
+MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, *FIG3_MODELS, *VARIANTS,
+          *regimes.REGIME_MODELS]
 
 
 def cell_dir(root: Path, model: str, seed: int) -> Path:
@@ -186,6 +192,9 @@ def dependencies(model: str) -> list[str]:
     another experiment's model (the method's ``method.base``; a variant's ``base``, else AB)."""
     if not cell_kind(model).starts_from_base:
         return []
+    if regimes.is_regime_model(model):  # the same regime's base cell: ours@split starts from ab@split
+        base, regime = regimes.parse(model)
+        return [regimes.model_name(d, regime.name) for d in dependencies(base)]
     return [VARIANTS[model].base if model in VARIANTS else "ab"]
 
 
@@ -220,6 +229,16 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
         doc = merged(cell_config(profile, variant.of, seed, root, data, fig3_sizes), variant.changes)
         if model in METHOD_MODELS:
             doc["method"]["base"] = str(final_checkpoint(root, variant.base, seed))
+        doc["name"] = f"{model}-seed{seed}"
+        return doc
+    if regimes.is_regime_model(model):  # the model on its regime's perturbed set, or trained longer
+        of, regime = regimes.parse(model)
+        spec = str(regimes.data_dir(root, regime.name, seed)) if regime.perturbed else data
+        doc = cell_config(profile, of, seed, root, spec, fig3_sizes)
+        if regime.epochs_factor != 1:
+            doc = regimes.longer(doc, regime.epochs_factor)
+        if model in METHOD_MODELS:
+            doc["method"]["base"] = str(final_checkpoint(root, dependencies(model)[0], seed))
         doc["name"] = f"{model}-seed{seed}"
         return doc
     if model in SOFTMAX_GROUPS or model in SWEEP or model in FIG3_MODELS:

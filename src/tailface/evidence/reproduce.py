@@ -7,6 +7,10 @@ once); finished cells are skipped, an interrupted one resumes, and ``--seeds 3``
 ``--seeds 1`` trains only seeds 1 and 2. Then each requested target writes ``OUT/<name>.md`` (its
 page) and ``OUT/<name>.json`` (the numbers the page shows, and how they were made), atomically;
 a page is always rewritten from the cells, so it never shows a half-finished cell as finished.
+With ``--archive DIR`` each finished cell's small records are kept in DIR too (for git), and a
+cell archived there is neither retrained nor missing from the pages (:mod:`tailface.evidence.archive`).
+A regime cell (``ab@split``, :mod:`tailface.evidence.regimes`) trains on its regime's perturbed
+set, built once per regime and seed before any cell starts.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from typing import Any
 
 from tailface.atomic import write_text
 from tailface.data.groups import GroupThresholds
+from tailface.data.perturb.manifest import MANIFEST_NAME
 from tailface.data.training_set import open_pool
 from tailface.errors import ConfigError
-from tailface.evidence import cells, parallel, tables
+from tailface.evidence import cells, parallel, regimes, tables
+from tailface.evidence.archive import Archive, fingerprint
 from tailface.evidence.cells import Profile
 from tailface.evidence.targets import Inputs, Report, Target, get_target
 from tailface.experiment import ExperimentConfig, run_experiment
@@ -61,11 +67,46 @@ def finished(profile: Profile, root: Path, data: str | None, sizes, model: str, 
     return True
 
 
-def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int) -> None:
+def cell_fingerprint(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int) -> str:
+    """The cell's configuration fingerprint (:func:`tailface.evidence.archive.fingerprint`), from its
+    config document: cheap, and valid before its base model is trained."""
+    doc = cells.cell_config(profile, model, seed, root, data, sizes if model in cells.FIG3_MODELS else None)
+    return fingerprint(doc, root, regimes.perturbation(model, seed))
+
+
+def perturbed_data(profile: Profile, root: Path, data: str | None, model: str, seed: int) -> Path | None:
+    """The perturbed set a regime cell trains on, built once (:func:`tailface.evidence.regimes.build`)
+    from the clean cells' data; None for a cell of the unperturbed set."""
+    _, regime = regimes.parse(model)
+    if not regime.perturbed:
+        return None
+    shared = shared_data(profile, data or profile.data_spec())
+    return regimes.build(root, regime, seed, shared.train, shared.options, shared.groups)
+
+
+def archive_cell(root: Path, store: Archive, model: str, seed: int, config_sha256: str) -> None:
+    """Copy a finished cell's records into the archive (those it lacks): its metrics, its split
+    reunion (written first when due), its regime's manifest, then its ``cell.json`` with the fingerprint."""
+    cell = cells.cell_dir(root, model, seed)
+    reunion = cell / regimes.REUNION
+    if regimes.reunion_due(model) and not reunion.is_file():
+        regimes.write_reunion(cell, root, model, seed)
+    files = [cells.metrics_path(root, model, seed), reunion]
+    _, regime = regimes.parse(model)
+    if regime.perturbed:
+        files.append(regimes.manifest_path(root, regime.name, seed))
+    record = json.loads((cell / "cell.json").read_text()) if (cell / "cell.json").is_file() else {}
+    store.keep(root, [f.relative_to(root).as_posix() for f in files if f.is_file()],
+               (cell / "cell.json").relative_to(root).as_posix(), {**record, "config_sha256": config_sha256})
+
+
+def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int,
+             archive: Path | None = None) -> None:
     if finished(profile, root, data, sizes, model, seed):
         return
     out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
     claim_output_folder(out, cfg.to_dict())  # an interrupted cell trained with other settings is refused too
+    perturbed_data(profile, root, data, model, seed)
     say(f"{model} seed {seed}", f"-> {out}", "reproduce")
     start = time.time()
     run_experiment(cfg, out, "reproduce")
@@ -73,14 +114,53 @@ def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, m
     earlier = json.loads(record.read_text()) if record.is_file() else {}
     info = {**run_record(), "profile": profile.name, "cells_at_once": jobs,
             "invocations": int(earlier.get("invocations", 0)) + 1,
-            "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1)}  # summed over resumes
+            "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1),  # summed over resumes
+            "config_sha256": cell_fingerprint(profile, root, data, sizes, model, seed)}
+    if (regime := regimes.record(root, model, seed)) is not None:
+        info["regime"] = regime  # its perturbation and the manifest of the set it trained on
     write_text(record, json.dumps(info, indent=1))
+    regimes.write_reunion(out, root, model, seed)
+    if archive is not None:
+        archive_cell(root, Archive(archive), model, seed, info["config_sha256"])
 
 
-def cell_records(out: Path, models: tuple[str, ...] | list[str], seeds: int) -> list[dict]:
-    """The ``cell.json`` of every finished cell of ``models`` at seeds ``0..seeds-1``."""
-    return [json.loads(p.read_text()) for m in models for s in range(seeds)
-            if (p := cells.cell_dir(out, m, s) / "cell.json").is_file()]
+def plan_cells(profile: Profile, root: Path, data: str | None, sizes, models: list[str], seeds: int,
+               store: Archive | None) -> tuple[dict[parallel.Cell, str], set[parallel.Cell]]:
+    """Each cell's state, seed 0 of every model first: ``done`` (finished in ROOT; copied into the
+    archive if it lacks it), ``archived`` (in the archive with this configuration: skipped) or
+    ``train``; and the archived cells to train again because a cell to train starts from them."""
+    state: dict[parallel.Cell, str] = {}
+    for seed in range(seeds):
+        for model in models:
+            done = finished(profile, root, data, sizes, model, seed)
+            state[(model, seed)] = "done" if done else "train"
+            if store is None:
+                continue
+            config_sha256 = cell_fingerprint(profile, root, data, sizes, model, seed)
+            archived = store.holds(model, seed, config_sha256, cells.cell_dir(root, model, seed))  # refuses another
+            if done:
+                archive_cell(root, store, model, seed, config_sha256)
+            elif archived:
+                state[(model, seed)] = "archived"
+                say(f"{model} seed {seed}", f"archived ({store.cell(model, seed)}), skipped", "reproduce")
+    again: set[parallel.Cell] = set()
+    for model, seed in reversed(list(state)):  # dependents before their base models
+        if state[(model, seed)] == "train" or (model, seed) in again:
+            for base in cells.dependencies(model):
+                if state.get((base, seed)) == "archived" and (base, seed) not in again:
+                    again.add((base, seed))
+                    say(f"{base} seed {seed}", f"archived, but {model} starts from its checkpoint, which the "
+                        "archive does not keep: trained again", "reproduce")
+    return state, again
+
+
+def cell_records(out: Path, models: tuple[str, ...] | list[str], seeds: int, archive: Path | None = None) -> list[dict]:
+    """The ``cell.json`` of every finished cell of ``models`` at seeds ``0..seeds-1`` (from the
+    archive where the run folder lacks it)."""
+    found = ((cells.cell_dir(out, m, s) / "cell.json", cells.cell_dir(archive, m, s) / "cell.json" if archive else None)
+             for m in models for s in range(seeds))
+    return [json.loads(p.read_text()) for here, there in found
+            if (p := here if here.is_file() else there) is not None and p.is_file()]
 
 
 def training_setup(records: list[dict]) -> str:
@@ -108,10 +188,12 @@ def shared_data(profile: Profile, spec: str) -> DataConfig:
 
 
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
-              train: bool = True, only: list[str] | None = None, jobs: int = 1) -> dict[str, Report]:
+              train: bool = True, only: list[str] | None = None, jobs: int = 1,
+              archive: Path | None = None) -> dict[str, Report]:
     """Run the cells the targets ``names`` need (unless ``train`` is false: then only the pages are
     written, from the cells finished so far; with ``only``, just those models and their base
-    models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`), write ``OUT/<name>.md`` and
+    models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`; with ``archive``, cells kept
+    in and read from that folder, :mod:`tailface.evidence.archive`), write ``OUT/<name>.md`` and
     ``OUT/<name>.json`` for each target, and return each target's :class:`Report`."""
     targets = [get_target(name) for name in names]
     out.mkdir(parents=True, exist_ok=True)
@@ -128,11 +210,22 @@ def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: s
         wanted = {m for model in only for m in [*cells.dependencies(model), model]}
         models = [m for m in models if m in wanted]
     start = time.time()
-    todo = [(model, seed) for seed in range(seeds if train else 0) for model in models
-            if jobs == 1 or not finished(profile, out, spec, sizes, model, seed)]  # no process for a finished cell
-    parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs), cells.dependencies,
-                       out / "logs", lambda cell, msg: say(cell, msg, "reproduce"))
-    inputs = Inputs(tables.Results(out, list(range(seeds))), faceset, shared.groups, out)
+    store = Archive(archive) if archive is not None else None
+    state, again = plan_cells(profile, out, spec, sizes, models, seeds if train else 0, store)
+    todo = [cell for cell, what in state.items() if what == "train" or cell in again]
+    for model, seed in todo:  # each perturbed set built here, once, before any cell (process) reads it
+        folder = perturbed_data(profile, out, spec, model, seed)
+        if folder is not None and store is not None:
+            store.keep(out, [(folder / MANIFEST_NAME).relative_to(out).as_posix()])
+    parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs, archive=archive),
+                       cells.dependencies, out / "logs", lambda cell, msg: say(cell, msg, "reproduce"))
+    for model, seed in [cell for cell, what in state.items() if what == "done"] + sorted(again):
+        differ = store.differences(out, model, seed) if store is not None else []
+        if differ:  # trained again for a dependent (or archived from another run): the figures should be equal
+            say(f"{model} seed {seed}", f"WARNING: its figures differ from the archived ones "
+                f"({store.cell(model, seed) if store else ''}): {'; '.join(differ)}. The pages read the run "
+                f"folder's; the archive keeps its own (delete that folder to archive these)", "reproduce")
+    inputs = Inputs(tables.Results(out, list(range(seeds)), archive), faceset, shared.groups, out)
     info = run_record()
     return {target.name: write_target(target, inputs, profile, spec, info, start) for target in targets}
 
@@ -142,9 +235,11 @@ def write_target(target: Target, inputs: Inputs, profile: Profile, spec: str, in
     cells' training) and the writer's body; ``OUT/<name>.json``: the same facts and the numbers."""
     report = target.write(target, inputs)
     out, seeds = inputs.out, len(inputs.results.seeds)
-    records = cell_records(out, target.models, seeds)
+    archive = inputs.results.archive
+    records = cell_records(out, target.models, seeds, archive)
     walls = [r.get("wall_s", 0) for r in records]
-    command = f"tailface reproduce {target.name} --profile {profile.name} --seeds {seeds} --out {out}"
+    command = (f"tailface reproduce {target.name} --profile {profile.name} --seeds {seeds} --out {out}"
+               + (f" --archive {archive}" if archive is not None else ""))
     header = [f"# {target.title}", "",
               f"`{command}` "
               f"(profile: {profile.description}). Data: `{spec}`. Seeds 0..{seeds - 1}. Written {info['date']} at "

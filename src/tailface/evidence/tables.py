@@ -70,14 +70,25 @@ def trial_std(m: dict, key: str = "vr_far_0.1%") -> float:
 
 @dataclass
 class Results:
+    """The finished cells under ``root`` (a run folder); a cell missing there is read from
+    ``archive`` (``tailface reproduce --archive``, :mod:`tailface.evidence.archive`) when given."""
+
     root: Path
     seeds: list[int]
+    archive: Path | None = None
+
+    def metrics_file(self, model: str, seed: int) -> Path | None:
+        """The cell's ``metrics.json`` in the run folder, else in the archive; None if neither."""
+        for root in (self.root, self.archive):
+            if root is not None and (path := cells.metrics_path(root, model, seed)).is_file():
+                return path
+        return None
 
     def metrics(self, model: str) -> dict[int, dict]:
         out = {}
         for seed in self.seeds:
-            path = cells.metrics_path(self.root, model, seed)
-            if path.is_file():
+            path = self.metrics_file(model, seed)
+            if path is not None:
                 out[seed] = json.loads(path.read_text())
         return out
 

@@ -21,7 +21,10 @@ from tailface.experiment.config import SUBSETS, ExperimentConfig, check_keys, tr
 from tailface.experiment.kinds import ExperimentKind, KindBlock, register_kind
 from tailface.experiment.stages import Stage
 from tailface.experiment.training import Init, eval_stage, new_head, new_model, stage_class_stats, train_stage
+from tailface.heads.sharded import gather_full_weight, load_full_weight
+from tailface.train.checkpoint import load_checkpoint
 from tailface.train.config import TrainConfig
+from tailface.train.sharded import ShardedHead
 
 TAIL_INITS = ("random", "mean_of_head")
 
@@ -53,8 +56,6 @@ def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, cl
     """Backbone from the pretrain checkpoint; classifier rows of classes seen in pretraining copied
     by class name; the other (tail) rows keep the head's random initialisation (``random``) or
     start at the mean of the copied rows (``mean_of_head``)."""
-    from tailface.train.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(pretrained)
     model.load_state_dict(ckpt["model"])
     old_names = ckpt["meta"]["class_names"]
@@ -64,9 +65,6 @@ def init_from_pretrained(model: nn.Module, head: nn.Module, pretrained: Path, cl
         raise ConfigError(f"{pretrained}: pretrained classes not in the fine-tuning set (e.g. {missing[0]!r})")
     old_rows = ckpt["head"]["weight"]
     new_rows = torch.as_tensor([index[n] for n in old_names], dtype=torch.long)
-    from tailface.heads.sharded import gather_full_weight, load_full_weight
-    from tailface.train.sharded import ShardedHead
-
     sharded = head if isinstance(head, ShardedHead) else None  # edit the whole classifier, keep this rank's rows
     weight = gather_full_weight(sharded) if sharded is not None else head.weight
     assert isinstance(weight, torch.Tensor)

@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from tailface.data.groups import GroupThresholds
 from tailface.errors import ConfigError
+from tailface.eval.during_training import parse_during_training
+from tailface.eval.protocols import parse_protocols
 from tailface.experiment.kinds import COMMON_BLOCKS, ExperimentKind, block_owner, kind_blocks, kind_of
 from tailface.heads.spec import HeadSpec
 from tailface.method.config import MethodConfig
+from tailface.models import list_models
 from tailface.train.config import TrainConfig
 from tailface.yaml_config import read_yaml, unknown_key
 
@@ -141,8 +144,6 @@ class ModelConfig:
 
     @classmethod
     def from_block(cls, block, where: str = "model") -> ModelConfig:
-        from tailface.models import list_models
-
         block = as_mapping(block, where) if block is not None else {"name": "small"}
         name = block.pop("name", None)
         if name not in list_models():
@@ -174,9 +175,6 @@ class EvalConfig:
 
     @classmethod
     def from_block(cls, block, where: str = "eval") -> EvalConfig:
-        from tailface.eval.during_training import parse_during_training
-        from tailface.eval.protocols import parse_protocols
-
         block = check_keys(block, ("protocols", "batch_size", "during_training"), where)
         protocols = block.get("protocols") or []
         try:

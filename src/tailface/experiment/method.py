@@ -25,6 +25,8 @@ from tailface.atomic import write_text
 from tailface.data.faceset import FaceSet
 from tailface.data.training_set import select_groups
 from tailface.errors import ConfigError
+from tailface.eval.embedder import load_embedder
+from tailface.eval.features import load_features, save_features
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.kinds import ExperimentKind, KindBlock, register_kind
 from tailface.experiment.report import write_report
@@ -32,8 +34,13 @@ from tailface.experiment.stages import Stage, say
 from tailface.experiment.training import eval_stage, new_head, new_model, stage_class_stats, train_stage
 from tailface.heads.base import margin_heads
 from tailface.method.aggregate import aggregate, auto_num_super, load_aggregation, save_aggregation
+from tailface.method.cluster_report import plot_sizes, summarize, summary_markdown
 from tailface.method.config import MethodConfig
+from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
+from tailface.method.dispersion import create_dispersion_head
 from tailface.method.partition import Partition
+from tailface.method.sharded_dispersion import create_sharded_dispersion_head
+from tailface.train.checkpoint import load_checkpoint, load_model
 from tailface.train.config import TrainConfig
 
 
@@ -122,17 +129,12 @@ class MethodStages:
         return self.faceset.with_labels(labels, names)
 
     def dispersion_modules(self, data: FaceSet):
-        from tailface.method.dispersion import create_dispersion_head
-        from tailface.train.checkpoint import load_checkpoint
-
         proto_weight = load_checkpoint(self.ckpt["prototype"])["head"]["weight"]
         assert self.cfg.head.margin is not None  # checked by ExperimentConfig.validate
         kwargs = dict(prototype_weight=proto_weight, margin=self.cfg.head.margin, mode=self.method.mode,
                       renormalize_phi=self.method.renormalize_phi)
         head: nn.Module
         if self.cfg.head.use_sharded(data.num_classes):  # this rank's rows of the dispersion head
-            from tailface.method.sharded_dispersion import create_sharded_dispersion_head
-
             head = create_sharded_dispersion_head(self.cfg.model.embedding_size, self.part.num_head,
                                                   self.aggregation().super_of_tail, **kwargs,
                                                   sample_rate=self.cfg.head.sample_rate, seed=self.cfg.seed)
@@ -146,9 +148,6 @@ class MethodStages:
     def extract_tail_features(self) -> None:
         """Step I's input: features of every tail image by the base model (a tailface checkpoint or
         any ONNX face model, through :func:`tailface.eval.embedder.load_embedder`)."""
-        from tailface.eval.embedder import load_embedder
-        from tailface.eval.features import save_features
-
         tail_images = np.flatnonzero(np.isin(self.faceset.labels, self.part.tail))
         tail_set = self.faceset.subset(tail_images, relabel=False)
         embedder = load_embedder(self.ckpt["base"], **self.method.base_input)
@@ -157,9 +156,6 @@ class MethodStages:
         save_features(self.features_path, feats, tail_set.image_ids, tail_set.labels)
 
     def cluster(self) -> None:
-        from tailface.eval.features import load_features
-        from tailface.method.cluster_report import plot_sizes, summarize, summary_markdown
-
         folder = self.cluster_path.parent
         folder.mkdir(parents=True, exist_ok=True)
         loaded = load_features(self.features_path)
@@ -180,8 +176,6 @@ class MethodStages:
             self.command)
 
     def norms(self) -> None:
-        from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
-
         folder = self.out / "norms"
         folder.mkdir(parents=True, exist_ok=True)
         results = {}
@@ -203,8 +197,6 @@ class MethodStages:
 
 
 def _model_from(checkpoint: Path):
-    from tailface.train.checkpoint import load_model
-
     model, _ = load_model(checkpoint)
     return model.train()
 

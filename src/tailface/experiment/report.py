@@ -7,8 +7,11 @@ from pathlib import Path
 
 from tailface.atomic import write_text
 from tailface.data.faceset import FaceSet
+from tailface.eval.api import summary_rows
 from tailface.experiment.config import ExperimentConfig
 from tailface.method.aggregate import Aggregation
+from tailface.method.cluster_report import summary_markdown
+from tailface.method.diagnostics import norms_table
 from tailface.method.partition import Partition, group_table
 
 
@@ -22,8 +25,6 @@ def _last_row(csv_path: Path) -> dict:
 
 def metrics_table(metrics: dict[str, dict]) -> str:
     """Markdown: one row per (protocol, metric), one column per evaluated model (values in %)."""
-    from tailface.eval.api import summary_rows
-
     per_model = {name: {(p, m): v for p, m, v in summary_rows(doc)} for name, doc in metrics.items()}
     keys = list(dict.fromkeys(k for rows in per_model.values() for k in rows))
     if not keys:
@@ -36,9 +37,6 @@ def metrics_table(metrics: dict[str, dict]) -> str:
 
 def write_report(cfg: ExperimentConfig, out: Path, faceset: FaceSet, part: Partition, agg: Aggregation,
                  metrics: dict, norms: dict | None) -> Path:
-    from tailface.method.cluster_report import summary_markdown
-    from tailface.method.diagnostics import norms_table
-
     assert cfg.method is not None
     epochs = [cfg.stage_train(stage).epochs for stage in ("base", "prototype", "dispersion")]
     lines = [f"# tailface run: aggregate-and-disperse on {faceset.source}", "",

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch.distributed as dist
+
 from tailface import faults
 
 
@@ -63,7 +65,5 @@ def run_stages(stages: list[Stage], command: str = "run") -> dict[str, Path]:
 
 
 def _barrier() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -12,11 +12,14 @@ from tailface.data.faceset import FaceSet
 from tailface.data.label_space import ClassStats
 from tailface.data.training_set import open_heldout
 from tailface.errors import ConfigError
+from tailface.eval.api import evaluate_checkpoint
+from tailface.eval.during_training import validator_from_config
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import Stage, say
 from tailface.train.checkpoint import build_head, build_model
 from tailface.train.config import TrainConfig
 from tailface.train.sharded import build_sharded_head
+from tailface.train.trainer import fit
 
 Init = Callable[[nn.Module, nn.Module], None]
 
@@ -54,8 +57,6 @@ def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[
     built, so a stage's initial weights do not depend on which stages ran before it in this
     process. ``init(model, head)`` runs on a fresh start only (not when resuming).
     ``validation``: ``eval.during_training`` (validation on .bin sets during training) or None."""
-    from tailface.train.trainer import fit
-
     def run() -> Path:
         data = faceset()
         torch.manual_seed(train.seed)
@@ -65,8 +66,6 @@ def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[
             init(model, head)
         say(name, f"{len(data)} images, {data.num_classes} classes, {train.epochs} epochs -> {folder} "
                   f"({'resuming from last.pt' if resuming else 'from the start'})", command)
-        from tailface.eval.during_training import validator_from_config  # eval.during_training
-
         return fit(model, head, data, train, folder, extra_meta={"stage": name},
                    validator=validator_from_config(validation))
 
@@ -78,8 +77,6 @@ def eval_stage(name: str, checkpoint: Path, folder: Path, cfg: ExperimentConfig,
     the checkpoint is newer)."""
 
     def run() -> dict:
-        from tailface.eval.api import evaluate_checkpoint
-
         say(name, f"{', '.join(cfg.eval.protocols)} on {checkpoint}", command)
         heldout = (lambda: open_heldout(cfg.data)) if cfg.data.holdout else None
         return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size,

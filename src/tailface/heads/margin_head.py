@@ -57,7 +57,27 @@ def check_kind(kind: str) -> None:
 
 
 class MarginHooks(nn.Module):
-    """The overridable hooks of the margin heads (module docstring); all return None here."""
+    """The overridable hooks of the margin heads (module docstring); all return None here.
+
+    :meth:`loss_logits` is where both heads apply them; a loss whose target logit needs more than a
+    per-class margin (AdaFace: the feature norm of each sample) overrides it instead."""
+
+    kind: str
+    s: float
+    m: float
+    easy_margin: bool
+
+    def loss_logits(self, base: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+                    features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The logits of the loss: :func:`hooked_logits` with the three hooks.
+
+        ``base``: ``B x K`` cosines (plain logits for :data:`PLAIN`) of the batch (the sharded head:
+        the global batch) against the ``K`` columns; ``targets``: ``B`` target columns (``-1``: not
+        among them); ``labels``: the ``B`` global labels; ``features``: the ``B x d`` features as the
+        head received them (unnormalised; the sharded head: all-gathered); ``classes``: the global
+        class of each column."""
+        return hooked_logits(base, targets, self.kind, self.s, self.m, self.easy_margin,
+                             self.class_margin(labels), self.logit_offset(classes))
 
     def class_margin(self, classes: torch.Tensor) -> torch.Tensor | None:
         """Per-sample margin ``m_{y_i}`` for the target classes ``classes`` (``B``), or None: ``m``."""
@@ -136,8 +156,7 @@ class MarginHead(MarginHooks):
         plain = self.kind == PLAIN
         base = self.plain_logits(features) if plain else self.cosines(features)
         classes = torch.arange(self.weight.shape[0], device=labels.device)
-        logits = hooked_logits(base, labels, self.kind, self.s, self.m, self.easy_margin,
-                               self.class_margin(labels), self.logit_offset(classes))
+        logits = self.loss_logits(base, labels, labels, features, classes)
         weight = self.sample_weight(labels)
         if weight is None:
             loss = F.cross_entropy(logits, labels)

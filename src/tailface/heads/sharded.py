@@ -62,7 +62,7 @@ import torch.nn.functional as F
 
 from tailface.heads.base import HeadOutput
 from tailface.heads.labels import checked_labels
-from tailface.heads.margin_head import PLAIN, MarginHooks, check_kind, hooked_logits
+from tailface.heads.margin_head import PLAIN, MarginHooks, check_kind
 from tailface.heads.normalize import normalize_rows
 from tailface.heads.shard_plan import ShardPlan
 
@@ -268,6 +268,10 @@ class ShardedMarginHead(MarginHooks, _ShardedBase):
         return (f"kind={self.kind}, s={self.s}, m={self.m}, classes={self.num_classes}, rank={self.rank}/"
                 f"{self.world_size}, rows={self.weight.shape[0]}, sample_rate={self.sample_rate}")
 
+    def normalized_cosines(self, f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``B x K`` cosines of the (global) batch ``f`` against the (kept) local rows ``w``."""
+        return F.linear(F.normalize(f, dim=1), normalize_rows(w))
+
     def forward(self, features: torch.Tensor, labels: torch.Tensor, step: int | None = None) -> HeadOutput:
         self._check_group()
         labels = checked_labels(labels, self.num_classes, features.shape[0])
@@ -290,12 +294,8 @@ class ShardedMarginHead(MarginHooks, _ShardedBase):
                 w = w.index_select(0, torch.from_numpy(kept).to(w.device))
                 classes = classes[torch.from_numpy(kept).to(classes.device)]
             cols = torch.from_numpy(col).to(f.device)
-            if self.kind == PLAIN:
-                base = F.linear(f, w)
-            else:
-                base = F.linear(F.normalize(f, dim=1), normalize_rows(w))
-            logits = hooked_logits(base, cols, self.kind, self.s, self.m, self.easy_margin, self.class_margin(y),
-                                   self.logit_offset(classes))
+            base = F.linear(f, w) if self.kind == PLAIN else self.normalized_cosines(f, w)
+            logits = self.loss_logits(base, cols, y, f, classes)
             is_owned = cols >= 0
             if logits.shape[1]:
                 target = logits.gather(1, cols.clamp_min(0)[:, None]).squeeze(1)

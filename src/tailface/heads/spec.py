@@ -27,6 +27,7 @@ from tailface.data.label_space import ClassStats
 from tailface.errors import ConfigError
 from tailface.heads.base import create_head, default_margin, list_heads, shardable_heads
 from tailface.heads.margins import Margin
+from tailface.heads.sharded import group_rank_and_size
 
 AUTO_MIN_CLASSES = 100_000  # ``sharded: auto`` shards from this many classes on (with more than one rank)
 
@@ -76,8 +77,6 @@ class HeadSpec:
         with ``sample_rate < 1`` (only the sharded heads sample) or, under a process group of more
         than one rank, from :data:`AUTO_MIN_CLASSES` classes on; never for ``false``."""
         if self.sharded == "auto":
-            from tailface.heads.sharded import group_rank_and_size
-
             return self.sample_rate < 1.0 or (group_rank_and_size()[1] > 1 and num_classes >= AUTO_MIN_CLASSES)
         return self.sharded is True
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse
 
 from tailface import faults
+from tailface.atomic import write_text
 from tailface.errors import ConfigError, DataError
 from tailface.method.kmeans import kmeans
 from tailface.method.partition import Partition
@@ -140,8 +141,6 @@ def save_aggregation(path: str | Path, agg: Aggregation, part: Partition, class_
         "super_of_class_name": {class_names[c]: int(s) for c, s in zip(part.tail, agg.super_of_tail)},
         "info": agg.info,
     }
-    from tailface.atomic import write_text
-
     write_text(path, json.dumps(doc, indent=1))
 
 

@@ -54,6 +54,7 @@ def summary_markdown(agg: Aggregation, part: Partition) -> str:
 
 def plot_sizes(path: str | Path, agg: Aggregation, part: Partition) -> Path:
     """Histogram of images per super class against images per head class (PNG)."""
+    # matplotlib inside (pyplot: 0.5 s measured): only when a plot is drawn, Agg chosen before pyplot loads
     import matplotlib
 
     matplotlib.use("Agg")

@@ -26,9 +26,16 @@ from tailface.heads.base import HeadOutput
 from tailface.heads.margins import Margin, target_margin
 from tailface.heads.normalize import normalize_rows
 from tailface.heads.shard_plan import ShardPlan
-from tailface.heads.sharded import _ShardedBase, gather_batch, group_rank_and_size, sample_units, sharded_softmax_loss
+from tailface.heads.sharded import (
+    _ShardedBase,
+    gather_batch,
+    group_rank_and_size,
+    load_full_weight,
+    sample_units,
+    sharded_softmax_loss,
+)
 from tailface.method.dispersed_linear import dispersed_linear
-from tailface.method.dispersion import MODES
+from tailface.method.dispersion import MODES, init_from_prototype
 
 
 class _Structure:
@@ -191,9 +198,6 @@ def create_sharded_dispersion_head(embedding_size: int, num_head: int, super_of_
                                    **kwargs) -> ShardedDispersionHead:
     """A :class:`ShardedDispersionHead`, its rows initialised from ``prototype_weight`` (the full
     ``(N_h + N_k) x d`` prototype classifier, as for ``create_dispersion_head``) when given."""
-    from tailface.heads.sharded import load_full_weight
-    from tailface.method.dispersion import init_from_prototype
-
     head = ShardedDispersionHead(embedding_size, num_head, super_of_tail, **kwargs)
     if prototype_weight is not None:
         load_full_weight(head, init_from_prototype(prototype_weight, super_of_tail, num_head))

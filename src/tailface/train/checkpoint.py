@@ -17,18 +17,24 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import tailface
+from tailface.atomic import atomic_open
 from tailface.data.label_space import ClassStats
 from tailface.errors import DataError
 from tailface.heads import create_head
 from tailface.heads.base import needs_class_stats
+from tailface.models import create_model, resolve_image_size
+
+try:
+    from numpy._core.multiarray import _reconstruct  # numpy 2
+except ImportError:  # numpy 1
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 SPEC_ATTR = "tailface_spec"
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
     """``create_model(name, **kwargs)`` that remembers how it was built (for checkpoints)."""
-    from tailface.models import create_model
-
     model = create_model(name, **kwargs)
     setattr(model, SPEC_ATTR, {"name": name, "kwargs": dict(kwargs)})
     return model
@@ -61,8 +67,6 @@ def spec_of(module: nn.Module) -> dict | None:
 def save_atomic(obj, path: str | Path) -> Path:
     """``torch.save`` to ``path.tmp``, fsync, then ``os.replace`` (:mod:`tailface.atomic`): a crash
     leaves the old file intact; a full disk raises :class:`~tailface.errors.OutputError` saying so."""
-    from tailface.atomic import atomic_open
-
     path = Path(path)
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
@@ -72,10 +76,6 @@ def save_atomic(obj, path: str | Path) -> Path:
 def _numpy_rng_globals() -> list:
     """Exactly the numpy globals that a pickled ``np.random.get_state()`` needs (checkpoints of
     tailface <= 0.1.0 stored it so), under numpy 2's and numpy 1's module names."""
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy 1
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
     dtype_class = type(np.dtype(np.uint32))
     return [np.ndarray, np.dtype, dtype_class, _reconstruct,
             (_reconstruct, "numpy.core.multiarray._reconstruct"),
@@ -114,8 +114,6 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """The checkpoint dict; :class:`DataError` naming the file when missing, unreadable, holding
     anything but tensors and plain values, or written by a newer tailface."""
-    import tailface
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
@@ -153,8 +151,6 @@ def load_model(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
 
 def checkpoint_image_size(meta: dict) -> tuple[int, int]:
     """The (height, width) a checkpoint's model was trained at (and is evaluated at)."""
-    from tailface.models import resolve_image_size
-
     spec = meta.get("model_spec") or {}
     return resolve_image_size(spec.get("name"), spec.get("kwargs", {}).get("input_size"), meta.get("image_size"))
 

@@ -62,7 +62,7 @@ class TrainLog:
         self._tb = None
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional extra: tailface[tensorboard]
             except ImportError:
                 print("tailface train: tensorboard is not installed; logging to train.csv only "
                       "(pip install tensorboard)", file=sys.stderr)

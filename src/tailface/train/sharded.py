@@ -53,10 +53,15 @@ def build_sharded_head(name: str, embedding_size: int, num_classes: int, sample_
 
 # checkpoints ----------------------------------------------------------------------------------
 def head_state(head: _ShardedBase, dst: int = 0) -> dict | None:
-    """``{"weight": C x d}`` in global class order on rank ``dst`` (None elsewhere); every rank
-    must call it."""
+    """``{"weight": C x ...}`` in global class order on rank ``dst`` (None elsewhere), with the
+    head's other ``state_dict`` entries (persistent buffers, which a sharded head keeps identical on
+    every rank: AdaFace's running norm statistics), so the keys are those of the unsharded head.
+    Every rank must call it."""
     full = gather_full_rows(head, head.weight, dst)
-    return None if full is None else {"weight": full.cpu()}
+    if full is None:
+        return None
+    replicated = {k: v.detach().cpu() for k, v in head.state_dict().items() if k != "weight"}
+    return {"weight": full.cpu(), **replicated}
 
 
 def sharding_state(head: _ShardedBase) -> dict:
@@ -67,6 +72,8 @@ def sharding_state(head: _ShardedBase) -> dict:
 
 def load_head_state(head: _ShardedBase, state: dict, sharding: dict | None) -> None:
     load_full_weight(head, state["weight"])
+    replicated = {k: v for k, v in state.items() if k != "weight"}
+    head.load_state_dict({**replicated, "weight": head.weight.detach()})  # (strict: the buffers' keys)
     if sharding is not None:
         head.step = int(sharding["step"])
 

@@ -22,6 +22,7 @@ import tailface
 from tailface import faults
 from tailface.data import workers
 from tailface.data.faceset import FaceSet
+from tailface.data.samplers import RandomSampler, create_sampler
 from tailface.data.tensors import TrainBatches, epoch_batches, normalize
 from tailface.errors import ConfigError, TrainingDiverged
 from tailface.heads.base import HeadOutput
@@ -97,8 +98,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def _make_sampler(cfg: TrainConfig, faceset: FaceSet, world_size: int):
-    from tailface.data.samplers import RandomSampler, create_sampler
-
     if cfg.sampler is None:
         return RandomSampler(faceset.labels, cfg.seed)
     kwargs = dict(cfg.sampler)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tailface.eval.blufr import evaluate_blufr, load_blufr_config
+from tailface.eval.plots import plot_cmc, plot_dir, plot_roc
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
+from tailface.paths import faces_root
 
 
 def evaluate(features: Features, options: EvalOptions) -> dict:
-    from tailface.eval.blufr import evaluate_blufr, load_blufr_config
-    from tailface.paths import faces_root
-
     root = Path(options.faces_root) if options.faces_root is not None else faces_root()
     config = load_blufr_config(root / "blufr" / "blufr_lfw_config.mat")
     return evaluate_blufr(features.features, config, image_ids=features.image_ids, source=features.source)
@@ -27,15 +27,13 @@ def summary(m: dict) -> list[tuple[str, str]]:
 
 
 def plots(m: dict, out_dir: Path) -> list[Path]:
-    from tailface.eval import plots as p
-
     v, o = m["verification_curve"], m["openset_curve"]
     rank1 = np.asarray(o["mean"])[o["rank"].index(1)]
     fi = int(np.argmin(np.abs(np.asarray(o["far"]) - 1e-2)))
-    return [p.plot_roc(v["far"], v["mean"], out_dir / "blufr_roc.png",
+    return [plot_roc(v["far"], v["mean"], out_dir / "blufr_roc.png",
                        title="BLUFR verification ROC (mean of 10 trials)"),
-            p.plot_dir(o["far"], rank1, out_dir / "blufr_dir.png"),
-            p.plot_cmc(o["rank"], np.asarray(o["mean"])[:, fi], out_dir / "blufr_cmc.png",
+            plot_dir(o["far"], rank1, out_dir / "blufr_dir.png"),
+            plot_cmc(o["rank"], np.asarray(o["mean"])[:, fi], out_dir / "blufr_cmc.png",
                        title="BLUFR open-set CMC at FAR = 1%")]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.eval.plots import plot_roc
 from tailface.eval.protocols import synthetic as _synthetic
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
 
@@ -22,10 +23,8 @@ def evaluate(features: Features, options: EvalOptions) -> dict:
 
 
 def plots(m: dict, out_dir: Path) -> list[Path]:
-    from tailface.eval import plots as p
-
     v = m["verification"]
-    return [p.plot_roc(v["far"], v["vr"], out_dir / "heldout_roc.png", title="Held-out identities: verification ROC")]
+    return [plot_roc(v["far"], v["vr"], out_dir / "heldout_roc.png", title="Held-out identities: verification ROC")]
 
 
 register_protocol(Protocol("heldout", "heldout", evaluate, _synthetic.summary, plots))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tailface.eval.lfw_pairs import evaluate_lfw_pairs, read_pairs
+from tailface.eval.plots import plot_roc
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
+from tailface.paths import faces_root
 
 
 def evaluate(features: Features, options: EvalOptions) -> dict:
-    from tailface.eval.lfw_pairs import evaluate_lfw_pairs, read_pairs
-    from tailface.paths import faces_root
-
     root = Path(options.faces_root) if options.faces_root is not None else faces_root()
     return evaluate_lfw_pairs(features.features, features.image_ids, read_pairs(root / "lfw" / "pairs.txt"),
                               source=features.source)
@@ -23,10 +23,8 @@ def summary(m: dict) -> list[tuple[str, str]]:
 
 
 def plots(m: dict, out_dir: Path) -> list[Path]:
-    from tailface.eval import plots as p
-
     roc = m["roc"]
-    return [p.plot_roc(roc["far"], roc["tar"], out_dir / "lfw_roc.png", title="LFW pairs ROC")]
+    return [plot_roc(roc["far"], roc["tar"], out_dir / "lfw_roc.png", title="LFW pairs ROC")]
 
 
 register_protocol(Protocol("lfw", "lfw", evaluate, summary, plots))

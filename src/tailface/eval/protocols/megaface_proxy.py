@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tailface.errors import ProtocolError
+from tailface.eval.megaface import PROXY_MIN_IMAGES, lfw_proxy_split, megaface_identification
+from tailface.eval.plots import plot_cmc
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
 
 
@@ -17,8 +19,6 @@ def identity_of(image_id: str) -> str:
 
 
 def evaluate(features: Features, options: EvalOptions) -> dict:
-    from tailface.eval.megaface import PROXY_MIN_IMAGES, lfw_proxy_split, megaface_identification
-
     if features.image_ids is None:
         raise ProtocolError(f"{features.source}: image ids are needed for the MegaFace proxy")
     # the result depends only on which feature belongs to which image, never on the file's row
@@ -43,9 +43,7 @@ def summary(m: dict) -> list[tuple[str, str]]:
 
 
 def plots(m: dict, out_dir: Path) -> list[Path]:
-    from tailface.eval import plots as p
-
-    return [p.plot_cmc(list(range(1, 11)), m["cmc"], out_dir / "megaface_proxy_cmc.png", title="MegaFace proxy CMC",
+    return [plot_cmc(list(range(1, 11)), m["cmc"], out_dir / "megaface_proxy_cmc.png", title="MegaFace proxy CMC",
                        labels=[f"{n} distractors" for n in m["distractor_counts"]])]
 
 

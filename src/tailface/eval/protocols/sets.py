@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from tailface.data.faceset import FaceSet
+from tailface.data.open import open_faceset
 from tailface.errors import ConfigError, DataError
 from tailface.eval.protocols.registry import EvalOptions, EvalSet, register_eval_set
+from tailface.eval.synthetic import eval_faceset
+from tailface.paths import prepared_path
 
 
 def lfw_faceset(lfw: Path | None = None) -> FaceSet:
-    from tailface.data.open import open_faceset
-    from tailface.paths import prepared_path
-
     path = Path(lfw) if lfw is not None else prepared_path("lfw")
     if not path.exists():
         raise DataError(f"{path}: aligned LFW set not found; run `tailface prepare lfw` first "
@@ -26,8 +26,6 @@ def _lfw(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
 
 
 def _synthetic(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
-    from tailface.eval.synthetic import eval_faceset
-
     return eval_faceset(image_size=image_size[0])
 
 

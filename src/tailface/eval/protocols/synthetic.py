@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from tailface.errors import ProtocolError
+from tailface.eval.plots import plot_roc
 from tailface.eval.protocols.registry import EvalOptions, Features, Protocol, register_protocol
+from tailface.eval.synthetic import evaluate_synthetic
 
 
 def evaluate(features: Features, options: EvalOptions) -> dict:
-    from tailface.eval.synthetic import evaluate_synthetic
-
     if features.labels is None:
         raise ProtocolError(f"{features.source}: protocol 'synthetic' needs labels in the features file")
     x, labels = np.asarray(features.features), np.asarray(features.labels)
@@ -28,10 +28,8 @@ def summary(m: dict) -> list[tuple[str, str]]:
 
 
 def plots(m: dict, out_dir: Path) -> list[Path]:
-    from tailface.eval import plots as p
-
     v = m["verification"]
-    return [p.plot_roc(v["far"], v["vr"], out_dir / "synthetic_roc.png", title="Synthetic held-out verification ROC")]
+    return [plot_roc(v["far"], v["vr"], out_dir / "synthetic_roc.png", title="Synthetic held-out verification ROC")]
 
 
 register_protocol(Protocol("synthetic", "synthetic", evaluate, summary, plots))

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from tailface.data.faceset import FaceSet
+from tailface.data.verification_bin import BinFaceSet, read_bin
 from tailface.eval.protocols.registry import (
     EvalOptions,
     EvalSet,
@@ -22,6 +23,7 @@ from tailface.eval.protocols.registry import (
     register_eval_set,
     register_protocol_family,
 )
+from tailface.eval.verification_bin import evaluate_bin
 
 PREFIX = "bin:"
 
@@ -38,17 +40,12 @@ _ISSAME: dict[str, np.ndarray] = {}  # path -> issame of the .bin last opened
 
 
 def open_bin(path: str) -> FaceSet:
-    from tailface.data.verification_bin import BinFaceSet, read_bin
-
     vbin = read_bin(path)
     _ISSAME[path] = vbin.issame
     return BinFaceSet(vbin)
 
 
 def evaluate(path: str, features: Features, options: EvalOptions) -> dict:
-    from tailface.data.verification_bin import read_bin
-    from tailface.eval.verification_bin import evaluate_bin
-
     issame = _ISSAME[path] if path in _ISSAME else read_bin(path).issame
     return {**evaluate_bin(features.features, issame, source=features.source), "file": path}
 
