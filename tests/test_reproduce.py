@@ -40,8 +40,10 @@ def test_a_profile_with_an_unknown_key_is_refused(tmp_path):
 
 
 def test_every_cell_config_validates(profile, tmp_path):
+    bases = sorted({d for model in cells.MODELS for d in cells.dependencies(model)})
+    assert {"ab", "abcd", "ab@split", "ab@long"} <= set(bases)
     for seed in (0, 1):
-        for base_model in ("ab", "abcd"):  # a base cell's checkpoint must exist before an "ours" cell is configured
+        for base_model in bases:  # a base cell's checkpoint must exist before an "ours" cell is configured
             base = cells.final_checkpoint(tmp_path, base_model, seed)
             base.parent.mkdir(parents=True)
             base.write_bytes(b"")
@@ -50,7 +52,7 @@ def test_every_cell_config_validates(profile, tmp_path):
         cfg = ExperimentConfig.from_dict(doc, model)
         assert cfg.seed == 1 and doc["name"] == f"{model}-seed1"
         if model in cells.METHOD_MODELS:
-            base = cells.VARIANTS[model].base if model in cells.VARIANTS else "ab"
+            base = cells.VARIANTS[model].base if model in cells.VARIANTS else cells.dependencies(model)[0]
             assert cfg.method is not None and cfg.method.base == str(cells.final_checkpoint(tmp_path, base, 1))
 
 

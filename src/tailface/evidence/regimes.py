@@ -174,8 +174,9 @@ def longer(doc: dict, factor: int) -> dict:
     out = copy.deepcopy(doc)
 
     def scale(block: dict, epochs_default: int | None) -> None:
-        if "epochs" in block or epochs_default is not None:
-            block["epochs"] = factor * int(block.get("epochs", epochs_default))
+        epochs = block.get("epochs", epochs_default)
+        if epochs is not None:
+            block["epochs"] = factor * int(epochs)
         if "milestones" in block:
             block["milestones"] = [factor * m for m in block["milestones"]]
         if "step_size" in block:

@@ -8,5 +8,6 @@ from tailface.evidence.targets.registry import (Claim, Inputs, Report, Target, g
 from tailface.evidence.targets import table1, fig1, table2, fig2, table3, table4, fig3  # noqa: F401  (the paper's)
 from tailface.evidence.targets import sweep, tune, probes, superclasses  # noqa: F401  (ours: premise, tuning, method)
 from tailface.evidence.targets import losses  # noqa: F401  (class-count-aware losses)
+from tailface.evidence.targets import regimes  # noqa: F401  (where the tail hurts: perturbed training sets)
 
 __all__ = ["Claim", "Inputs", "Report", "Target", "get_target", "parse_names", "register_target", "target_names"]
