@@ -154,8 +154,8 @@ def naive_kept(name, kept_per_step):
                                         kept=kept)
         else:
             mean, std = naive.norm_statistics(x.detach(), mean, std, kwargs.get("momentum", 0.01))
-            loss = naive.adaface_loss(x, w, y, mean, std, kwargs.get("m", 0.4), kwargs.get("h", 0.333), kwargs.get("s", 64.0),
-                                      kept=kept)
+            loss = naive.adaface_loss(x, w, y, mean, std, kwargs.get("m", 0.4), kwargs.get("h", 0.333),
+                                      kwargs.get("s", 64.0), kept=kept)
             stats = torch.tensor([mean, std], dtype=torch.float64)
         loss.backward()
         steps.append((loss.detach(), x.grad, w.grad, stats))

@@ -9,10 +9,11 @@ normalised features and rows:
     mu, sigma <- (1 - a) mu + a mean_i n_i,  (1 - a) sigma + a std_i n_i   (training; a = momentum)
     nz_i  = clip(h (n_i - mu) / (sigma + eps), -1, 1)
     g_angle_i = -m nz_i,   g_add_i = m nz_i + m
-    z_iy  = s (cos(clip(theta_iy + g_angle_i, eps, pi - eps)) - g_add_i),  theta_iy = acos(clip(cos_iy, -1 + eps, 1 - eps))
+    theta_iy = acos(clip(cos_iy, -1 + eps, 1 - eps))
+    z_iy  = s (cos(clip(theta_iy + g_angle_i, eps, pi - eps)) - g_add_i)
     z_ic  = s cos_ic  (c != y_i),    loss = mean_i -log softmax(z_i)_y
 
-Defaults (the paper's and its code's): ``m = 0.4``, ``h = 0.333``, ``s = 64``, momentum
+Defaults (the paper's and its code's): ``m = 0.4``, ``h = 0.333``, ``s = 64``, momentum (the authors' ``t_alpha``)
 ``a = 0.01``, ``eps = 1e-3``; the running statistics start at ``mu = 20``, ``sigma = 100``.
 A low-norm (poor) image, ``nz = -1``, gets ArcFace's ``cos(theta + m)`` (which emphasises easy
 samples); ``nz = 0`` gets CosFace's ``cos(theta) - m``; a high-norm (good) one, ``nz = 1``,
@@ -97,11 +98,11 @@ class AdaptiveMargin(MarginHooks):
 
     def loss_logits(self, base: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
                     features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        nz = self.norm_scaler(features)  # every sample of the (global) batch, targets here or not
+        nz = self.norm_scaler(features.to(base.dtype))  # every sample of the (global) batch, targets here or not
         rows = (targets >= 0).nonzero(as_tuple=True)[0]
         cols = targets[rows]
         theta = torch.acos(base[rows, cols].clamp(-1.0 + EPS, 1.0 - EPS))
-        g_angle = self.m * nz[rows]
+        g_angle = -self.m * nz[rows]
         g_add = self.m * nz[rows] + self.m
         target = torch.cos((theta + g_angle).clamp(EPS, math.pi - EPS)) - g_add
         return base.index_put((rows, cols), target) * self.s

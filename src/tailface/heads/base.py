@@ -1,7 +1,8 @@
 """Classification heads: small modules taking (features, labels) and returning the loss.
 
-Every head exposes its classifier as ``head.weight`` (``num_classes x embedding_size``) and returns a
-:class:`HeadOutput`; ``logits``/``targets`` (when not None) give training accuracy as
+Every head exposes its classifier as ``head.weight`` (``num_classes x embedding_size``; sub-center
+ArcFace ``num_classes x K x embedding_size``) and returns a :class:`HeadOutput`;
+``logits``/``targets`` (when not None) give training accuracy as
 ``(logits.argmax(1) == targets).float().mean()``.
 
 The registry (``register_head``) is the one list of heads: per name its builder, its default

@@ -31,6 +31,12 @@ before the hooks existed, bit for bit. A class-count-aware loss overrides some o
 
 The hooks get int64 global class ids on the logits' device and return a float tensor of the same
 length (cast to the logits' dtype).
+
+Both heads build the loss's logits in one method, :meth:`MarginHooks.loss_logits` (the margin
+kind plus the hooks above); a loss whose target logit depends on more than the class overrides
+it (AdaFace, ``heads/adaface.py``: the feature norm). A loss with other cosines overrides
+``MarginHead.cosines`` / ``ShardedMarginHead.normalized_cosines`` (sub-center ArcFace,
+``heads/subcenter.py``: ``weight`` is ``C x K x d``, the cosine the largest over ``K``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ normalised, ``s * cos`` with that margin; the rows are normalised by ``normalize
 values as ``F.normalize`` with a lighter backward). ``ShardedMarginHead`` has the hooks of
 :class:`~tailface.heads.margin_head.MarginHooks` (per-class margin, per-class logit offset,
 per-sample loss weight), called with global class ids: the offsets of this rank's (kept) columns,
-the margins and weights of the whole global batch (the same on every rank).
+the margins and weights of the whole global batch (the same on every rank). Subclasses may
+override ``normalized_cosines(f, w)`` (sub-center ArcFace: ``rows x K x d`` rows) and
+``loss_logits`` (AdaFace), which see the all-gathered global batch ``f``.
 The dispersion head is in :mod:`tailface.method.sharded_dispersion`. Computation runs in at least
 float32, also under autocast (as ``MarginHead``; the unsharded softmax head follows autocast).
 Every rank must call ``backward`` on the loss (the gather's backward is an all-reduce); to keep
