@@ -3,9 +3,11 @@
     python scripts/compare_runs.py RUN_A RUN_B
 
 Compares every ``final.pt`` found under RUN_A with the one at the same relative path under RUN_B
-(every tensor of the model and the head with ``torch.equal``) and every ``metrics.json`` (equal
-as parsed JSON). Prints one line per file and exits 0 only when everything matches (1 otherwise,
-2 when a folder holds no checkpoint).
+(every tensor of the model and the head with ``torch.equal``) and every ``metrics.json``: every
+number must be equal (``==``, at every key of the parsed JSON); text may differ only where it names
+the run folder or a file in it (the checkpoint's path, a features cache's name), and those keys
+are listed. Prints one line per file and exits 0 only when every weight and every number matches
+(1 otherwise, 2 when a folder holds no checkpoint).
 """
 
 from __future__ import annotations
@@ -35,6 +37,28 @@ def same_tensors(a: dict, b: dict, where: str) -> list[str]:
     return diffs
 
 
+def differing_leaves(a, b, where: str = "") -> tuple[list[str], list[str]]:
+    """``(numbers, texts)``: the keys of two parsed JSON documents whose values differ, numbers
+    (and structure) apart from text."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        numbers: list[str] = []
+        texts: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                numbers.append(f"{where}/{key} (only in one)")
+                continue
+            n, t = differing_leaves(a[key], b[key], f"{where}/{key}")
+            numbers += n
+            texts += t
+        return numbers, texts
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = [differing_leaves(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b))]
+        return [k for n, _ in pairs for k in n], [k for _, t in pairs for k in t]
+    if a == b:
+        return [], []
+    return ([], [where]) if isinstance(a, str) and isinstance(b, str) else ([where], [])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", type=Path)
@@ -51,10 +75,15 @@ def main() -> int:
         ok &= not diffs
         print(f"{rel}: {'identical weights' if not diffs else 'DIFFERENT: ' + ', '.join(diffs[:5])}")
     for rel in sorted(p.relative_to(args.a) for p in args.a.rglob("metrics.json")):
-        same = (args.b / rel).is_file() and json.loads((args.a / rel).read_text()) == json.loads(
-            (args.b / rel).read_text())
-        ok &= same
-        print(f"{rel}: {'identical metrics' if same else 'DIFFERENT metrics'}")
+        if not (args.b / rel).is_file():
+            ok = False
+            print(f"{rel}: missing in {args.b}")
+            continue
+        first, second = (json.loads((root / rel).read_text()) for root in (args.a, args.b))
+        numbers, texts = differing_leaves(first, second)
+        ok &= not numbers
+        print(f"{rel}: " + (f"DIFFERENT numbers at {', '.join(numbers[:5])}" if numbers else "identical numbers")
+              + (f" (text differs at {', '.join(texts)})" if texts else ""))
     return 0 if ok else 1
 
 

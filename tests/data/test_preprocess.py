@@ -25,6 +25,7 @@ RECORDS = [
     Preprocessing((8, 6), (127.5,) * 3, (127.5,) * 3, "BGR"),                               # InsightFace's
     Preprocessing((8, 6), (123.675, 116.28, 103.53), (58.395, 57.12, 57.375), "BGR"),   # per channel
     Preprocessing((8, 6), (0.0, 10.0, 20.0), (1.0, 2.0, 3.0), "RGB"),
+    Preprocessing((8, 6), (127.5,) * 3, (128.0,) * 3, "RGB", "dlib-chip"),                   # template recorded
 ]
 
 
@@ -114,11 +115,11 @@ def test_flip_fusion_is_the_same_function_for_torch_and_numpy():
 @pytest.mark.parametrize("fused", [False, True])
 def test_metadata_round_trip(prep, fused):
     meta = prep.metadata(fused)
-    assert list(meta) == list(INPUT_METADATA)
+    assert list(meta) == [k for k in INPUT_METADATA if k != "tailface.template" or prep.template is not None]
     back = read_metadata(meta)
-    assert back["flip_fusion"] is fused
+    assert back["flip_fusion"] is fused and back["template"] == prep.template
     assert with_overrides(Preprocessing((1, 1)), back["size"], back["mean"], back["std"],
-                          back["channel_order"]) == prep
+                          back["channel_order"], back["template"]) == prep
 
 
 def test_tailface_metadata_values():
@@ -127,7 +128,7 @@ def test_tailface_metadata_values():
         "tailface.input_size": "112,112", "tailface.input_layout": "NCHW", "tailface.channel_order": "RGB",
         "tailface.mean": "127.5,127.5,127.5", "tailface.std": "128,128,128", "tailface.flip_fusion": "true"}
     assert read_metadata({}) == {"size": None, "mean": None, "std": None, "channel_order": None,
-                                 "flip_fusion": False}
+                                 "template": None, "flip_fusion": False}
 
 
 def test_overrides_are_checked():

@@ -167,6 +167,16 @@ def landmarks_extra_column(tmp, trained):
     return ["align", str(root), str(csv), str(tmp / "aligned.rec")], "landmarks.csv:2: 12 fields, header has 11"
 
 
+def unknown_alignment_template(tmp, trained):
+    from tailface.data.landmarks import COORD_COLUMNS
+
+    root = write_folder(tmp / "faces")
+    csv = tmp / "landmarks.csv"
+    csv.write_text(",".join(("file",) + COORD_COLUMNS) + "\n" + "id0/0.png," + ",".join(["5"] * 10) + "\n")
+    return (["align", str(root), str(csv), str(tmp / "aligned.rec"), "--template", "dlib"],
+            "unknown alignment template 'dlib'; known: arcface, dlib-chip, facenet-box")
+
+
 def rec_bad_magic(tmp, trained):
     rec = write_pack(tmp)
     data = bytearray(rec.read_bytes())
@@ -257,6 +267,20 @@ def features_nan(tmp, trained):
              "--out", str(tmp / "e")], "1 of 6 feature rows hold NaN or inf (rows 4; image ids C/C_0001.jpg)")
 
 
+def unknown_template_in_eval(tmp, trained):
+    shutil.copy(trained / "train" / "final.pt", tmp / "final.pt")
+    return (["eval", str(tmp / "final.pt"), "--template", "dlib-face", "--out", str(tmp / "e")],
+            "unknown alignment template 'dlib-face'; known: arcface, dlib-chip, facenet-box")
+
+
+def verification_folder_without_bin_files(tmp, trained):
+    (tmp / "val").mkdir()
+    (tmp / "val" / "README.txt").write_text("the .bin files were not copied\n")
+    shutil.copy(trained / "train" / "final.pt", tmp / "final.pt")
+    return (["eval", str(tmp / "final.pt"), "--protocols", f"verification:{tmp / 'val'}",
+             "--out", str(tmp / "e")], f"{tmp / 'val'}: no verification .bin files in this folder")
+
+
 def checkpoint_truncated(tmp, trained):
     ckpt = tmp / "final.pt"
     data = (trained / "train" / "final.pt").read_bytes()
@@ -310,11 +334,13 @@ def subset_flag_that_does_not_apply(tmp, trained):
 
 ROWS = [zero_byte_image, truncated_image, truncated_image_with_workers, non_image_file, missing_image_in_list,
         missing_image_in_identity_file, non_integer_label, out_of_range_label, empty_dataset,
-        identity_empty_after_filtering, landmarks_missing_column, landmarks_extra_column, rec_bad_magic,
-        rec_truncated_record, idx_offset_beyond_end, idx_keys_skip_records, yaml_unknown_key, yaml_wrong_type,
-        yaml_missing_blocks, features_rows_missing, features_rows_duplicated, features_not_the_protocols_images,
-        features_nan, checkpoint_truncated, checkpoint_of_another_model, checkpoint_from_newer_tailface,
-        checkpoint_with_code, output_folder_of_another_experiment, subset_flag_that_does_not_apply]
+        identity_empty_after_filtering, landmarks_missing_column, landmarks_extra_column, unknown_alignment_template,
+        rec_bad_magic, rec_truncated_record, idx_offset_beyond_end, idx_keys_skip_records, yaml_unknown_key,
+        yaml_wrong_type, yaml_missing_blocks, features_rows_missing, features_rows_duplicated,
+        features_not_the_protocols_images, features_nan, unknown_template_in_eval,
+        verification_folder_without_bin_files, checkpoint_truncated, checkpoint_of_another_model,
+        checkpoint_from_newer_tailface, checkpoint_with_code, output_folder_of_another_experiment,
+        subset_flag_that_does_not_apply]
 
 
 def run_row(argv, tmp, capsys) -> tuple[int, str]:

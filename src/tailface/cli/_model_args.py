@@ -1,8 +1,12 @@
 """Command-line options shared by the commands that take a model file (``embed``, ``eval``):
-``--input-size``, ``--mean``, ``--std``, ``--bgr`` override the preprocessing that a ``.pt``
-checkpoint or an ``.onnx`` model's metadata gives (see :mod:`tailface.eval.embedder`)."""
+``--input-size``, ``--mean``, ``--std``, ``--bgr``, ``--template`` override the preprocessing that a
+``.pt`` checkpoint or an ``.onnx`` model's metadata gives (see :mod:`tailface.eval.embedder`);
+``--data-template`` names the template the evaluation data was cut with, over its pack's record
+(:mod:`tailface.eval.alignment_check`)."""
 
 from __future__ import annotations
+
+from tailface.data.templates import template_names
 
 MODEL_HELP = ("model file: a tailface checkpoint (.pt) or an ONNX face model (.onnx; its preprocessing from "
               "the tailface metadata of `tailface export`, or from --input-size/--mean/--std/--bgr)")
@@ -21,7 +25,16 @@ def add_preprocessing_args(p) -> None:
                        help="the model takes BGR channels")
     order.add_argument("--rgb", dest="channel_order", action="store_const", const="RGB",
                        help="the model takes RGB channels (the default of models without metadata)")
+    names = ", ".join(template_names())
+    g.add_argument("--template", default=None, metavar="NAME",
+                   help=f"alignment template (crop geometry) the model was trained on: {names} (default: what "
+                        "the model file records, else arcface); raw inputs are aligned with it and a pack cut "
+                        "with another is warned about")
+    g.add_argument("--data-template", default=None, metavar="NAME",
+                   help="alignment template the evaluation images were cut with, over their pack's record "
+                        "(default: the pack's alignment.json, else arcface)")
 
 
 def preprocessing_overrides(args) -> dict:
-    return {"size": args.input_size, "mean": args.mean, "std": args.std, "channel_order": args.channel_order}
+    return {"size": args.input_size, "mean": args.mean, "std": args.std, "channel_order": args.channel_order,
+            "template": args.template}

@@ -1,5 +1,7 @@
 """``tailface embed MODEL DATA OUT.npz``: features of every image of a dataset (flip fusion); MODEL
-is a tailface checkpoint (.pt) or an ONNX model (.onnx), through :func:`tailface.eval.embedder.load_embedder`."""
+is a tailface checkpoint (.pt) or an ONNX model (.onnx), through :func:`tailface.eval.embedder.load_embedder`.
+The model's alignment template is compared with DATA's (:mod:`tailface.eval.alignment_check`): a
+warning names both when they differ."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ def register(subparsers) -> None:
         description="Write OUT.npz with 'features' (N x E float32, flip fusion: f(x) + f(mirror x)), "
                     "'image_ids' (in the dataset's order) and 'labels' (when DATA has identities). "
                     "DATA is any dataset spec (see `tailface analyze --help`) or a plain folder of "
-                    "images without identity sub-folders (images found recursively, sorted).")
+                    "images without identity sub-folders (images found recursively, sorted). A model "
+                    "trained on another alignment template than DATA's alignment.json records is warned "
+                    "about (--template, --data-template).")
     p.add_argument("checkpoint", type=Path, metavar="model", help=MODEL_HELP)
     p.add_argument("data", help="dataset spec or plain image folder")
     p.add_argument("out", type=Path, help="output .npz")
@@ -65,11 +69,16 @@ class PlainImageFolder(FaceSet):
 
 def run(args) -> int:
     # here, not at the top: the embedder loads torch (1.8 s measured); `tailface --help` stays light
+    from tailface.eval.alignment_check import AlignmentCheck, data_template, model_template
     from tailface.eval.embedder import load_embedder
     from tailface.eval.features import save_features
 
     embedder = load_embedder(args.checkpoint, device=args.device, **preprocessing_overrides(args))
     faceset, labelled = open_embed_data(args.data)
+    if Path(args.data).exists() or args.data_template is not None:  # not the built-in synthetic faces
+        check = AlignmentCheck()
+        check.set_model(model_template(str(args.checkpoint), embedder.preprocessing.template, args.template))
+        check.compare(args.data, data_template(args.data, args.data_template))
     feats = embedder.extract(faceset, batch_size=args.batch_size, flip=not args.no_flip,
                              num_workers=args.num_workers)
     save_features(args.out, feats, faceset.image_ids, faceset.labels if labelled else None)

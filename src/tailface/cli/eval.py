@@ -11,12 +11,15 @@ from tailface.errors import ConfigError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="evaluate a checkpoint or a features file",
-        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy, heldout, and "
-                    "bin:PATH or PATH.bin for an InsightFace verification .bin) on a model file, a "
+        description="Run evaluation protocols (synthetic, blufr, lfw, megaface-proxy, heldout, "
+                    "bin:PATH or PATH.bin for an InsightFace verification .bin, verification:DIR for every "
+                    ".bin of a folder, ijbb:PATH / ijbc:PATH for an IJB-B / IJB-C release laid out as "
+                    "distributed (1:1 and 1:N; modifiers +unitnorm, +nodetector)) on a model file, a "
                     "checkpoint (.pt) or an ONNX model (.onnx) (features extracted with flip fusion, LFW "
                     "features cached in OUT), or "
                     "on a features .npz; prints a table and writes OUT/metrics.json and plots. The "
-                    "LFW protocols need the aligned LFW set from `tailface prepare lfw`.")
+                    "LFW protocols need the aligned LFW set from `tailface prepare lfw`. A model trained on "
+                    "another alignment template than a pack's is warned about (--template, --data-template).")
     p.add_argument("checkpoint", nargs="?", type=Path, metavar="model", help=MODEL_HELP)
     p.add_argument("--features", type=Path, help="features .npz instead of a checkpoint")
     p.add_argument("--protocols", default=None,
@@ -44,6 +47,7 @@ def run(args) -> int:
     else:
         evaluate_checkpoint(args.checkpoint, args.protocols or "synthetic", args.out, lfw=args.lfw,
                             faces_root=args.faces_root, batch_size=args.batch_size,
-                            plots=not args.no_plots, **preprocessing_overrides(args))
+                            plots=not args.no_plots, data_template_name=args.data_template,
+                            **preprocessing_overrides(args))
     print(f"wrote {args.out / 'metrics.json'}")
     return 0

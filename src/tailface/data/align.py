@@ -1,8 +1,13 @@
-"""Five-point face alignment to the ArcFace template.
+"""Five-point face alignment to a registered template (:mod:`tailface.data.templates`; default
+the ArcFace template).
 
 Coordinates follow the OpenCV / MTCNN convention: pixel ``(i, j)`` has its centre at ``x = j``,
-``y = i``. A least-squares similarity (rotation, uniform scale, translation; never a reflection)
-maps the five detected landmarks onto the template, and the image is resampled bilinearly.
+``y = i``. The template maps the five detected landmarks to a 2x3 matrix (for ``arcface`` and
+``dlib-chip`` a least-squares similarity: rotation, uniform scale, translation, never a
+reflection; for ``facenet-box`` a box crop), and the image is resampled bilinearly. The geometry
+(:func:`estimate_similarity`, :func:`apply_transform`, :func:`invert_transform`) lives in
+:mod:`tailface.data.similarity` and the ArcFace points in :mod:`tailface.data.templates`; both are
+importable from here as before.
 """
 
 from __future__ import annotations
@@ -11,60 +16,12 @@ import numpy as np
 from PIL import Image
 
 from tailface.data.faceset import FaceSet
+from tailface.data.similarity import apply_transform, estimate_similarity, invert_transform
+from tailface.data.templates import ARCFACE_TEMPLATE_112, Template, arcface_template, get_template
 from tailface.errors import DataError
 
-#: Left eye, right eye, nose tip, left and right mouth corners (image left/right) in a 112x112 crop.
-ARCFACE_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
-
-
-def arcface_template(output_size: int = 112) -> np.ndarray:
-    """The template scaled to an ``output_size x output_size`` crop."""
-    if output_size < 8:
-        raise ValueError(f"output_size must be at least 8, got {output_size}")
-    return ARCFACE_TEMPLATE_112 * (output_size / 112.0)
-
-
-def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity ``dst ~ s R src + t`` (Umeyama 1991), as a 2x3 matrix ``[sR | t]``.
-
-    ``R`` is a proper rotation (det +1): mirrored point sets are not matched by a reflection.
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need two matching Nx2 point arrays (N >= 2), got {src.shape} and {dst.shape}")
-    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - mu_src, dst - mu_dst
-    var_src = (src_c ** 2).sum() / len(src)
-    if var_src <= 0:
-        raise ValueError("source points are all identical")
-    cov = dst_c.T @ src_c / len(src)
-    u, sing, vt = np.linalg.svd(cov)
-    d = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rotation = u @ np.diag(d) @ vt
-    scale = (sing * d).sum() / var_src
-    translation = mu_dst - scale * rotation @ mu_src
-    return np.hstack([scale * rotation, translation[:, None]])
-
-
-def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (Nx2) mapped by a 2x3 affine matrix."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
-def invert_transform(matrix: np.ndarray) -> np.ndarray:
-    linear = np.linalg.inv(matrix[:, :2])
-    return np.hstack([linear, (-linear @ matrix[:, 2])[:, None]])
+__all__ = ["ARCFACE_TEMPLATE_112", "AlignedFaceSet", "align_face", "apply_transform", "arcface_template",
+           "center_crop", "estimate_similarity", "invert_transform", "warp_affine"]
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
@@ -82,13 +39,17 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, i
     return np.asarray(warped)
 
 
-def align_face(image: np.ndarray, landmarks5: np.ndarray, output_size: int = 112) -> np.ndarray:
-    """``output_size x output_size x 3`` uint8 face whose five landmarks sit on the ArcFace template."""
+def align_face(image: np.ndarray, landmarks5: np.ndarray, output_size: int | None = None,
+               template: str | Template = "arcface") -> np.ndarray:
+    """``output_size x output_size x 3`` uint8 face cut by ``template`` from its five landmarks
+    (default: on the ArcFace template; ``output_size`` None: the template's reference size, 112
+    for ArcFace)."""
     points = np.asarray(landmarks5, dtype=np.float64)
     if points.shape != (5, 2) or not np.isfinite(points).all():
         raise DataError(f"five finite (x, y) landmarks are needed, got {points.tolist()}")
-    matrix = estimate_similarity(points, arcface_template(output_size))
-    return warp_affine(image, matrix, (output_size, output_size))
+    chosen = get_template(template)
+    size = chosen.output_size(output_size)
+    return warp_affine(image, chosen.matrix(points, size), (size, size))
 
 
 def center_crop(image: np.ndarray, output_size: int = 112) -> np.ndarray:
@@ -115,18 +76,20 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class AlignedFaceSet(FaceSet):
-    """``parent``'s images aligned on read. ``landmarks`` is N x 5 x 2 (NaN rows: no face found);
+    """``parent``'s images aligned on read with ``template`` (default ArcFace) at ``output_size``
+    (None: the template's reference size). ``landmarks`` is N x 5 x 2 (NaN rows: no face found);
     those rows use ``fallback``: ``"center-crop"``, a 5x2 array of landmarks to use instead
     (e.g. the set's mean landmarks), or ``None`` to refuse them (DataError listing them)."""
 
-    def __init__(self, parent: FaceSet, landmarks: np.ndarray, output_size: int = 112,
-                 fallback: str | np.ndarray | None = None):
+    def __init__(self, parent: FaceSet, landmarks: np.ndarray, output_size: int | None = None,
+                 fallback: str | np.ndarray | None = None, template: str | Template = "arcface"):
         landmarks = np.asarray(landmarks, dtype=np.float64)
         if landmarks.shape != (len(parent), 5, 2):
             raise ValueError(f"landmarks must be {len(parent)}x5x2, got {landmarks.shape}")
         self.parent = parent
         self.landmarks = landmarks
-        self.output_size = output_size
+        self.template = get_template(template)
+        self.output_size = self.template.output_size(output_size)
         self.missing = np.flatnonzero(~np.isfinite(landmarks).all(axis=(1, 2)))
         if len(self.missing) and fallback is None:
             raise DataError(f"{parent.source}: {len(self.missing)} of {len(parent)} images have no "
@@ -148,4 +111,4 @@ class AlignedFaceSet(FaceSet):
             if isinstance(self.fallback, str):
                 return center_crop(image, self.output_size)
             points = self.fallback
-        return align_face(image, points, self.output_size)
+        return align_face(image, points, self.output_size, self.template)

@@ -1,7 +1,9 @@
-"""Turn the real face sets under ``faces_root()`` into aligned 112x112 RecordIO packs.
+"""Turn the real face sets under ``faces_root()`` into aligned RecordIO packs (112x112 ArcFace
+crops by default; any registered template, :mod:`tailface.data.templates`).
 
 ``prepare(name)`` writes ``prepared_path(name)/train.rec`` (+ ``train.idx`` and the sidecar files
-of :func:`~tailface.data.recordio.write_recordio`, plus ``prepare.json``: counts, fallbacks, time).
+of :func:`~tailface.data.recordio.write_recordio`, ``alignment.json``: the template and size,
+:mod:`tailface.data.alignment_record`, plus ``prepare.json``: counts, fallbacks, template, time).
 Sets: ``lfw``, ``celeba-aligned``, ``celeba-wild`` and ``celeba-train`` (both CelebA sets merged by
 CelebA identity number). Images without landmarks are aligned with the set's mean landmarks
 (all three sets are already roughly centred on the face, so this is "the centre of the image").
@@ -22,11 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from tailface.data.align import AlignedFaceSet
+from tailface.data.alignment_record import read_alignment, write_alignment
 from tailface.data.faceset import FaceSet
 from tailface.data.landmarks import read_landmarks
 from tailface.data.recordio import write_recordio
 from tailface.data.sources import IdentityFileFaceSet, ImageFolderFaceSet
-from tailface.errors import DataError
+from tailface.data.templates import DEFAULT_TEMPLATE, get_template
+from tailface.errors import ConfigError, DataError
 from tailface.paths import faces_root, prepared_path
 
 SETS = ("lfw", "celeba-aligned", "celeba-wild", "celeba-train")
@@ -61,13 +65,14 @@ RAW_SETS = {
 MERGED_SETS = {"celeba-train": ("celeba-aligned", "celeba-wild")}
 
 
-def aligned_raw_set(name: str, root: Path, output_size: int = 112) -> AlignedFaceSet:
+def aligned_raw_set(name: str, root: Path, output_size: int | None = 112,
+                    template: str = DEFAULT_TEMPLATE) -> AlignedFaceSet:
     """One real set, aligned on read; images without landmarks use the set's mean landmarks."""
     raw = RAW_SETS[name]
     faceset = raw.open(root)
     table = read_landmarks(root / raw.landmarks)
     points = table.lookup(faceset.image_ids)
-    return AlignedFaceSet(faceset, points, output_size, fallback=table.mean_points())
+    return AlignedFaceSet(faceset, points, output_size, fallback=table.mean_points(), template=template)
 
 
 class MergedFaceSet(FaceSet):
@@ -138,13 +143,14 @@ def _worker_read(i: int) -> np.ndarray:
     return _WORKER_FACESET.read(i)
 
 
-def build_prepared_faceset(name: str, root: Path, output_size: int = 112) -> FaceSet:
+def build_prepared_faceset(name: str, root: Path, output_size: int | None = 112,
+                           template: str = DEFAULT_TEMPLATE) -> FaceSet:
     """The aligned FaceSet that ``prepare(name)`` packs, sorted by label."""
     faceset: FaceSet
     if name in RAW_SETS:
-        faceset = aligned_raw_set(name, root, output_size)
+        faceset = aligned_raw_set(name, root, output_size, template)
     elif name in MERGED_SETS:
-        faceset = MergedFaceSet([aligned_raw_set(n, root, output_size) for n in MERGED_SETS[name]])
+        faceset = MergedFaceSet([aligned_raw_set(n, root, output_size, template) for n in MERGED_SETS[name]])
     else:
         raise DataError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
     order = np.argsort(faceset.labels, kind="stable")
@@ -162,21 +168,40 @@ def fallback_ids(faceset: FaceSet) -> list[str]:
     return []
 
 
-def prepare(name: str, root: Path | None = None, out: Path | None = None, output_size: int = 112,
-            workers: int = 2, force: bool = False, progress: bool = True) -> dict:
-    """Write the aligned pack of ``name`` to ``out`` (default ``prepared_path(name)``) and return
-    its summary. An existing complete pack is kept unless ``force``."""
+def prepared_alignment(out: Path) -> tuple[str, int | None]:
+    """(template, size) of an existing pack: its ``alignment.json``, else (packs before issue 23,
+    all ArcFace) arcface and the ``size`` of its ``prepare.json``."""
+    record = read_alignment(out)
+    if record is not None:
+        return record["template"], record["size"]
+    summary = out / "prepare.json"
+    size = json.loads(summary.read_text()).get("size") if summary.is_file() else None
+    return DEFAULT_TEMPLATE, size
+
+
+def prepare(name: str, root: Path | None = None, out: Path | None = None, output_size: int | None = None,
+            workers: int = 2, force: bool = False, progress: bool = True, template: str = DEFAULT_TEMPLATE) -> dict:
+    """Write the pack of ``name`` aligned with ``template`` at ``output_size`` (None: the
+    template's reference size, 112 for arcface) to ``out`` (default ``prepared_path(name)``) and
+    return its summary. An existing complete pack is kept unless ``force``; one cut with another
+    template or size is a :class:`ConfigError` (``force`` replaces it)."""
+    chosen = get_template(template)
+    output_size = chosen.output_size(output_size)
     root = Path(root) if root is not None else faces_root()
     out = Path(out) if out is not None else prepared_path(name)
     if not root.is_dir():
         raise DataError(f"{root}: face data folder not found (set $TAILFACE_FACES or pass --faces)")
     summary_path = out / "prepare.json"
     if summary_path.is_file() and not force:
+        have = prepared_alignment(out)
+        if have != (chosen.name, output_size):
+            raise ConfigError(f"{out}: already prepared with template {have[0]} at size {have[1]}, not "
+                              f"{chosen.name} at {output_size}; pass --force to replace it or --out for another folder")
         summary = json.loads(summary_path.read_text())
         summary["skipped"] = "already prepared (use --force to redo)"
         return summary
     start = time.perf_counter()
-    faceset = build_prepared_faceset(name, root, output_size)
+    faceset = build_prepared_faceset(name, root, output_size, chosen.name)
     reader = PrefetchFaceSet(faceset, workers) if workers > 1 else faceset
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -189,10 +214,11 @@ def prepare(name: str, root: Path | None = None, out: Path | None = None, output
     fallbacks = fallback_ids(faceset)
     summary = {
         "name": name, "source": faceset.source, "images": result.num_images,
-        "identities": result.num_classes, "size": output_size,
+        "identities": result.num_classes, "size": output_size, "template": chosen.name,
         "mean_landmark_fallback": len(fallbacks), "fallback_examples": fallbacks[:10],
         "seconds": round(time.perf_counter() - start, 1),
     }
+    write_alignment(tmp, chosen.name, output_size)
     (tmp / "prepare.json").write_text(json.dumps(summary, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out)

@@ -27,6 +27,12 @@ torch module, a NumPy callable (onnxruntime) and the graph of ``tailface export 
 
 The record is also what an ONNX export says about its input: :meth:`Preprocessing.metadata` writes
 the ``tailface.*`` keys of :data:`INPUT_METADATA`, which :func:`read_metadata` reads back.
+
+``template``: the alignment template (:mod:`tailface.data.templates`) of the crops the model was
+trained on, the geometry its input images should have (None: not recorded, e.g. a checkpoint
+written before issue 23 or a foreign ONNX model; evaluation then assumes ``arcface`` and says so).
+It is not applied here (images arrive aligned); it is written as ``tailface.template`` (only when
+known) and compared with the evaluation data's template (:mod:`tailface.eval.alignment_check`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import TypeVar, overload
 import numpy as np
 import torch
 
+from tailface.data.templates import check_template_name
 from tailface.errors import ConfigError
 
 #: tailface's normalisation: subtracted from the 0-255 pixels, then divided by (every channel).
@@ -53,6 +60,7 @@ INPUT_METADATA = {
     "tailface.mean": "per channel (model's order) value subtracted from the 0-255 pixels",
     "tailface.std": "per channel divisor applied after subtracting the mean",
     "tailface.flip_fusion": "true when the graph already returns f(x) + f(mirror x)",
+    "tailface.template": "alignment template of the training crops (tailface.data.templates); absent when unknown",
 }
 
 Batch = TypeVar("Batch", torch.Tensor, np.ndarray)
@@ -89,12 +97,14 @@ class Preprocessing:
     mean: tuple[float, float, float] = (MEAN, MEAN, MEAN)
     std: tuple[float, float, float] = (STD, STD, STD)
     channel_order: str = "RGB"                  # RGB or BGR
+    template: str | None = None                 # alignment template of the crops (None: not recorded)
 
     def describe(self) -> str:
         def v(t):
             return f"{t[0]:g}" if len(set(t)) == 1 else _format(t)
 
-        return f"{self.size[0]}x{self.size[1]} {self.channel_order}, (x - {v(self.mean)}) / {v(self.std)}"
+        crop = f", {self.template} crops" if self.template is not None else ""
+        return f"{self.size[0]}x{self.size[1]} {self.channel_order}, (x - {v(self.mean)}) / {v(self.std)}{crop}"
 
     @overload
     def to_input(self, images: torch.Tensor) -> torch.Tensor: ...
@@ -122,8 +132,8 @@ class Preprocessing:
 
     def metadata(self, flip_fusion: bool = False) -> dict[str, str]:
         """The :data:`INPUT_METADATA` of an ONNX graph that takes this input (``flip_fusion``: the
-        graph returns ``f(x) + f(mirror x)`` itself)."""
-        return {
+        graph returns ``f(x) + f(mirror x)`` itself; ``tailface.template`` only when known)."""
+        meta = {
             "tailface.input_size": f"{self.size[0]},{self.size[1]}",
             "tailface.input_layout": "NCHW",
             "tailface.channel_order": self.channel_order,
@@ -131,6 +141,9 @@ class Preprocessing:
             "tailface.std": _format(self.std),
             "tailface.flip_fusion": "true" if flip_fusion else "false",
         }
+        if self.template is not None:
+            meta["tailface.template"] = self.template
+        return meta
 
 
 TAILFACE_PREPROCESSING = Preprocessing((112, 112))
@@ -138,11 +151,12 @@ TAILFACE_PREPROCESSING = Preprocessing((112, 112))
 
 def read_metadata(meta) -> dict:
     """What an ONNX model's ``metadata_props`` say about its input, read back from the keys
-    :meth:`Preprocessing.metadata` writes: ``size``, ``mean``, ``std``, ``channel_order`` (the
-    strings, None where absent; parse them with :func:`with_overrides`) and ``flip_fusion`` (bool,
-    false where absent)."""
+    :meth:`Preprocessing.metadata` writes: ``size``, ``mean``, ``std``, ``channel_order``,
+    ``template`` (the strings, None where absent; parse them with :func:`with_overrides`) and
+    ``flip_fusion`` (bool, false where absent)."""
     return {"size": meta.get("tailface.input_size"), "mean": meta.get("tailface.mean"),
             "std": meta.get("tailface.std"), "channel_order": meta.get("tailface.channel_order"),
+            "template": meta.get("tailface.template"),
             "flip_fusion": meta.get("tailface.flip_fusion", "false").lower() == "true"}
 
 
@@ -184,8 +198,10 @@ def parse_channel_order(value) -> str:
     return order
 
 
-def with_overrides(base: Preprocessing, size=None, mean=None, std=None, channel_order=None) -> Preprocessing:
-    """``base`` with every given (not None) value replaced (text or numbers, as on the command line)."""
+def with_overrides(base: Preprocessing, size=None, mean=None, std=None, channel_order=None,
+                   template=None) -> Preprocessing:
+    """``base`` with every given (not None) value replaced (text or numbers, as on the command line;
+    a template name must be registered: :class:`ConfigError` listing the known ones)."""
     changes: dict = {}
     if size is not None:
         changes["size"] = parse_size(size)
@@ -197,4 +213,6 @@ def with_overrides(base: Preprocessing, size=None, mean=None, std=None, channel_
             raise ConfigError(f"std must be positive, got {std!r}")
     if channel_order is not None:
         changes["channel_order"] = parse_channel_order(channel_order)
+    if template is not None:
+        changes["template"] = check_template_name(template)
     return replace(base, **changes)

@@ -136,14 +136,8 @@ def _check(ok: bool, message: str) -> None:
 
 def _build(counts, image_size, seed, stream, prefix, variation, source) -> InMemoryFaceSet:
     _check(int(image_size) == image_size and image_size >= 8, f"image_size must be an int >= 8, got {image_size}")
-    _check(variation >= 0, f"variation must be >= 0, got {variation}")
-    idents = [_identity_params(np.random.default_rng([seed, stream, k])) for k in range(len(counts))]
-    poses = [_image_params(np.random.default_rng([seed, stream, k, 1]), int(n), variation)
-             for k, n in enumerate(counts)]
-    ident = {key: np.stack([p[key] for p in idents]) for key in idents[0]}
-    image = {key: np.concatenate([p[key] for p in poses]) for key in poses[0]}
+    params = face_parameters(counts, seed, stream, variation)
     labels = np.repeat(np.arange(len(counts)), counts)
-    params = {**{key: value[labels] for key, value in ident.items()}, **image}
     images = render(params, int(image_size))
     class_names = [f"{prefix}{k:05d}" for k in range(len(counts))]
     image_ids = [f"{class_names[k]}/{j:04d}.png" for k, n in enumerate(counts) for j in range(n)]
@@ -152,6 +146,48 @@ def _build(counts, image_size, seed, stream, prefix, variation, source) -> InMem
 
 # --------------------------------------------------------------------------------------------
 # parameters
+
+
+def face_parameters(counts, seed: int = 0, stream: int = EVAL_STREAM, variation: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-image rendering parameters of ``len(counts)`` identities with ``counts[k]`` images each
+    (identity ``k`` drawn from ``(seed, stream, k)``, its images' pose, lighting and expression from
+    ``(seed, stream, k, 1)``), images ordered by identity: what :func:`render` draws and
+    :func:`face_landmarks` locates. Callers may change the pose entries (``scale``, ``tx``, ``ty``,
+    ``rot``) before rendering, e.g. to draw a smaller face with background around it."""
+    counts = np.asarray(counts, dtype=np.int64)
+    _check(variation >= 0, f"variation must be >= 0, got {variation}")
+    idents = [_identity_params(np.random.default_rng([seed, stream, k])) for k in range(len(counts))]
+    poses = [_image_params(np.random.default_rng([seed, stream, k, 1]), int(n), variation)
+             for k, n in enumerate(counts)]
+    ident = {key: np.stack([p[key] for p in idents]) for key in idents[0]}
+    image = {key: np.concatenate([p[key] for p in poses]) for key in poses[0]}
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return {**{key: value[labels] for key, value in ident.items()}, **image}
+
+
+def face_landmarks(params: dict[str, np.ndarray], image_size: int) -> np.ndarray:
+    """``N x 5 x 2`` pixel coordinates ``(x, y)`` (pixel centres at integers, the convention of
+    :mod:`tailface.data.align`) of the five points of each face :func:`render` draws from
+    ``params``: left and right eye (image left/right; the iris centres), the nose tip (the
+    nostrils' centre) and the left and right mouth corners.
+
+    The renderer places features in face coordinates ``(u, v)``; an image point ``(x, y)`` in
+    ``[-1, 1]`` maps to them by ``u = (cos r dx + sin r dy) / (s (1 - |yaw| / 4))``,
+    ``v = (-sin r dx + cos r dy) / s`` with ``dx = x - tx``, ``dy = y - ty - 0.04``; this is that
+    map inverted, then ``pixel = (x + 1) size / 2 - 1/2``."""
+    shift = 0.22 * params["yaw"]
+    eye_y = params["eye_y"]
+    smile = params["smile"]
+    half_mouth = params["mouth_w"] * (1.0 + 0.15 * smile)
+    mouth_y = params["mouth_y"] - 0.07 * smile  # the lip centre line at the corners (|mu| = 1)
+    iris = -params["eye_dx"] + 1.3 * shift, params["eye_dx"] + 1.3 * shift
+    u = np.stack([iris[0], iris[1], 1.3 * shift, shift - half_mouth, shift + half_mouth], axis=1)
+    v = np.stack([eye_y, eye_y, eye_y + params["nose_len"], mouth_y, mouth_y], axis=1)
+    u = u * (1.0 - 0.25 * np.abs(params["yaw"]))[:, None]
+    scale, rot = params["scale"][:, None], params["rot"][:, None]
+    x = scale * (np.cos(rot) * u - np.sin(rot) * v) + params["tx"][:, None]
+    y = scale * (np.sin(rot) * u + np.cos(rot) * v) + params["ty"][:, None] + 0.04
+    return np.stack([(x + 1.0) * image_size / 2 - 0.5, (y + 1.0) * image_size / 2 - 0.5], axis=2)
 
 
 def _identity_params(rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -163,6 +163,41 @@ class BinFaceSet(FaceSet):
         return self.vbin.images[i]
 
 
+def bin_files(folder) -> list[Path]:
+    """The verification ``.bin`` files directly in ``folder``, sorted by name (a verification suite:
+    lfw, cfp_fp, agedb_30, calfw, cplfw, ...); :class:`DataError` naming the folder when it is
+    missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: verification folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".bin")
+    if not files:
+        raise DataError(f"{folder}: no verification .bin files in this folder")
+    return files
+
+
+class BinSuiteFaceSet(FaceSet):
+    """Several verification sets one after another (set order, then each file's order); image ids
+    ``"<name>/<k>/<j>"`` (image ``j`` of pair ``k`` of set ``name``), labels all 0."""
+
+    def __init__(self, parts: list[FaceSet], names: list[str], source: str):
+        if len(parts) != len(names) or len(set(names)) != len(names):
+            raise ValueError(f"{source}: one distinct name per set is needed, got {names}")
+        self.parts, self.names, self.source = list(parts), list(names), source
+        sizes = [len(p) for p in self.parts]
+        self.owner = np.repeat(np.arange(len(sizes)), sizes)
+        self.local = np.concatenate([np.arange(n) for n in sizes])
+        self.labels = np.zeros(len(self.owner), dtype=np.int64)
+        self.class_names = ["pairs"]
+        self.image_ids = [f"{name}/{image_id}" for name, part in zip(names, parts) for image_id in part.image_ids]
+
+    def _read(self, i: int) -> np.ndarray:
+        return self.parts[self.owner[i]].read(int(self.local[i]))
+
+    def encoded(self, i: int) -> bytes | None:
+        return self.parts[self.owner[i]].encoded(int(self.local[i]))
+
+
 def pack_pairs_bin(faceset: FaceSet, pairs, out, quality: int = 95) -> tuple[Path, int]:
     """A .bin of ``pairs`` (:class:`tailface.eval.lfw_pairs.Pairs`, e.g. LFW's pairs.txt) with the
     images of ``faceset`` matched on image ids (stored JPEG/PNG bytes copied, others encoded as

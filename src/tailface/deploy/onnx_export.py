@@ -4,7 +4,8 @@ The graph takes float32 ``Nx3xHxW`` (batch axis dynamic, named ``batch``) alread
 the metadata says (``tailface.mean`` / ``tailface.std`` per channel in ``tailface.channel_order``:
 tailface models are :data:`tailface.data.preprocess.TAILFACE_PREPROCESSING`) and returns ``NxE``
 features, not L2-normalised. The input keys of the metadata are written by that record
-(``Preprocessing.metadata``), at the checkpoint's image size. By default the graph is the backbone
+(``Preprocessing.metadata``), at the checkpoint's image size, with ``tailface.template`` = the
+alignment template the checkpoint records (absent when it records none). By default the graph is the backbone
 alone (``tailface.flip_fusion=false``: a caller that wants flip fusion runs the mirrored image too
 and sums); with ``flip_fusion=True`` the graph returns ``f(x) + f(mirror x)`` itself
 (``tailface.flip_fusion=true``), traced from :func:`tailface.data.preprocess.flip_fusion` (one
@@ -36,7 +37,7 @@ import tailface
 from tailface.data import preprocess  # the module: export_onnx's flip_fusion argument is a flag
 from tailface.errors import ConfigError, TailfaceError
 from tailface.eval.embedder import ONNX_EXTRA
-from tailface.train.checkpoint import checkpoint_image_size, load_model
+from tailface.train.checkpoint import checkpoint_image_size, checkpoint_template, load_model
 
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "embedding"
@@ -124,7 +125,8 @@ def export_onnx(checkpoint, out, *, flip_fusion: bool = False, exporter: str = "
         "tailface.version": tailface.__version__,
         "tailface.model": str(spec.get("name", "")),
         "tailface.source": Path(checkpoint).name,
-        **replace(preprocess.TAILFACE_PREPROCESSING, size=size).metadata(flip_fusion),
+        **replace(preprocess.TAILFACE_PREPROCESSING, size=size,
+                  template=checkpoint_template(meta)).metadata(flip_fusion),
         "tailface.embedding_size": str(embedding_size),
         "tailface.output_normalized": "false",
         "tailface.exporter": exporter,

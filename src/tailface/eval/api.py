@@ -5,7 +5,13 @@ synthetic identities), ``blufr`` (BLUFR on LFW), ``lfw`` (LFW 6,000 pairs), ``me
 (MegaFace-style identification on LFW). For a checkpoint, the features of each evaluation set
 that the requested protocols need are extracted once (flip fusion); those of a cached set (LFW)
 are kept in ``out_dir`` as ``<set>_features_<key>.npz``, the key naming the checkpoint file and
-its modification time.
+its modification time (and, when the pack records one or ``--data-template`` / ``--template`` is
+given, the templates: a re-aligned pack is not read from an old cache).
+
+The model's alignment template is compared with each aligned evaluation set's
+(:mod:`tailface.eval.alignment_check`): a difference is a warning naming both, a missing record a
+note (arcface assumed), all kept in ``metrics.json`` under ``alignment``. Protocols that align raw
+images themselves get the model's template in ``EvalOptions.template``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 
 from tailface.atomic import write_text
 from tailface.errors import ProtocolError
+from tailface.eval.alignment_check import AlignmentCheck, TemplateOf, data_template, model_template
 from tailface.eval.embedder import embedder_key, load_embedder
 from tailface.eval.features import load_features, save_features
 from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, parse_protocols, protocols_in
@@ -59,11 +66,14 @@ def summary_rows(metrics: dict) -> list[tuple[str, str, str]]:
 
 
 def format_table(metrics: dict) -> str:
+    """The summary table, then the tables of the protocols that have their own (the verification suite)."""
     rows = [("protocol", "metric", "value (%)")] + summary_rows(metrics)
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    tables = [table(metrics[name]) for name in protocols_in(metrics)
+              if (table := get_protocol(name).table) is not None]
+    return "\n\n".join(["\n".join(lines), *tables])
 
 
 def _finish(metrics: dict, out_dir: Path, plots: bool) -> dict:
@@ -87,6 +97,14 @@ def read_features(path) -> Features:
                     loaded.get("labels"), str(path))
 
 
+def _data_template_key(data: TemplateOf | None, data_override: str | None) -> str:
+    """The part of a feature cache's key that names the data's alignment ('' for an unrecorded,
+    undeclared pack: the key of caches written before templates existed)."""
+    if data is None or (data.assumed and data_override is None):
+        return ""
+    return f"|data={data.template}|{data.origin}"
+
+
 def _features_of_set(embedder, set_name: str, key: str, out_dir: Path,
                      options: EvalOptions) -> tuple[Features, Path | None]:
     eval_set = get_eval_set(set_name)
@@ -104,24 +122,36 @@ def _features_of_set(embedder, set_name: str, key: str, out_dir: Path,
 
 def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lfw=None,
                         faces_root=None, batch_size: int = 64, plots: bool = True, heldout=None, *, size=None,
-                        mean=None, std=None, channel_order=None) -> dict:
+                        mean=None, std=None, channel_order=None, template=None, data_template_name=None) -> dict:
     """Evaluate a model file (a tailface ``.pt`` checkpoint or an ``.onnx`` model, through
-    :func:`tailface.eval.embedder.load_embedder`; ``size``, ``mean``, ``std``, ``channel_order``
-    override its preprocessing); returns (and writes to ``out_dir/metrics.json``) the metrics."""
+    :func:`tailface.eval.embedder.load_embedder`; ``size``, ``mean``, ``std``, ``channel_order``,
+    ``template`` override its preprocessing; ``data_template_name``: the template the evaluation
+    packs were cut with, over their records); returns (and writes to ``out_dir/metrics.json``) the metrics."""
     protocols = parse_protocols(protocols)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),
-                          batch_size, heldout)
-    overrides = {"size": size, "mean": mean, "std": std, "channel_order": channel_order}
+    overrides = {"size": size, "mean": mean, "std": std, "channel_order": channel_order, "template": template}
     embedder = load_embedder(checkpoint, **overrides)
-    key = _cache_key(embedder_key(checkpoint, **overrides))
+    model = model_template(str(checkpoint), embedder.preprocessing.template, template)
+    check = AlignmentCheck()
+    check.set_model(model)
+    options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),
+                          batch_size, heldout, template=model.template)
+    key = embedder_key(checkpoint, **overrides)
     metrics: dict = {"checkpoint": str(checkpoint), "preprocessing": embedder.preprocessing.describe()}
     for set_name in dict.fromkeys(get_protocol(p).eval_set for p in protocols):
-        features, cache = _features_of_set(embedder, set_name, key, out_dir, options)
+        eval_set = get_eval_set(set_name)
+        pack = eval_set.pack(options) if eval_set.pack is not None else None
+        data = None
+        if pack is not None:
+            data = data_template(pack, data_template_name)
+            check.compare(pack, data)
+        set_key = _cache_key(key + _data_template_key(data, data_template_name))
+        features, cache = _features_of_set(embedder, set_name, set_key, out_dir, options)
         if cache is not None:
             metrics[f"{set_name}_features"] = str(cache)
         metrics.update(evaluate_protocols(features, [p for p in protocols if get_protocol(p).eval_set == set_name],
                                           options))
+    metrics["alignment"] = check.to_dict()
     return _finish(metrics, out_dir, plots)
 
 

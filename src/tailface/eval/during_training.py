@@ -9,6 +9,11 @@ the results to ``val.csv`` beside ``train.csv`` (``epoch,step,metric,value``; me
 ``<set>/accuracy`` and ``<set>/accuracy_std``, ``<set>`` the file's stem) and, when
 ``train.tensorboard`` is on, as TensorBoard scalars ``val/<set>/accuracy``.
 
+An entry ``verification:DIR`` stands for every ``.bin`` directly in DIR (sorted by name, the
+protocol family of :mod:`tailface.eval.protocols.verification_suite`): each file is a set named by
+its stem as above, plus ``verification/mean_accuracy``, the unweighted mean of their accuracies
+(the suite's mean row; ``verification:DIR/mean_accuracy`` for a second suite).
+
 The experiment runner builds it with :func:`validator_from_config` (None when the block is
 absent); any caller of :func:`tailface.train.fit` can pass ``make_validator(...)`` itself.
 """
@@ -18,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailface.data.verification_bin import BinFaceSet, read_bin
+from tailface.data.verification_bin import BinFaceSet, bin_files, read_bin
 from tailface.errors import ConfigError
 from tailface.eval.features import extract_features
+from tailface.eval.protocols.verification_suite import PREFIX as SUITE_PREFIX
+from tailface.eval.protocols.verification_suite import suite_folder
 from tailface.eval.verification_bin import evaluate_bin
 from tailface.models import resolve_image_size
 from tailface.train.checkpoint import spec_of
@@ -48,8 +55,11 @@ def parse_during_training(block, where: str = "eval.during_training") -> DuringT
     sets = block.get("sets")
     if isinstance(sets, str):
         sets = [sets]
-    if not sets or not isinstance(sets, list) or not all(isinstance(s, str) and s.endswith(".bin") for s in sets):
-        raise ConfigError(f"{where}.sets must be a list of verification .bin files, got {sets!r}")
+    if not sets or not isinstance(sets, list) or not all(
+            isinstance(s, str) and (s.endswith(".bin") or (s.startswith(SUITE_PREFIX) and suite_folder(s)))
+            for s in sets):
+        raise ConfigError(f"{where}.sets must be a list of verification .bin files (or verification:DIR for "
+                          f"every .bin of a folder), got {sets!r}")
     values = {}
     for key, default in (("every", None), ("batch_size", 64)):
         v = block.get(key, default)
@@ -68,11 +78,20 @@ class Validator:
             raise ConfigError(f"validation every {every} steps: must be positive")
         self.every, self.batch_size, self.progress = int(every), int(batch_size), progress
         self.sets: dict[str, BinFaceSet] = {}
-        for path in sets:
-            name = Path(path).stem
-            if name in self.sets:
-                name = str(path)
-            self.sets[name] = BinFaceSet(read_bin(path))  # a bad file fails here, before training
+        self.suites: dict[str, list[str]] = {}  # mean metric -> the names of its sets
+        for entry in sets:
+            if str(entry).startswith(SUITE_PREFIX):
+                mean = "verification" if "verification" not in self.suites else str(entry)
+                self.suites[mean] = [self._add(path) for path in bin_files(suite_folder(str(entry)))]
+            else:
+                self._add(entry)
+
+    def _add(self, path) -> str:
+        name = Path(path).stem
+        if name in self.sets:
+            name = str(path)
+        self.sets[name] = BinFaceSet(read_bin(path))  # a bad file fails here, before training
+        return name
 
     def __call__(self, model, step: int, image_size=None, device=None) -> dict[str, float]:
         if image_size is None:
@@ -87,11 +106,14 @@ class Validator:
             r = evaluate_bin(feats, faceset.vbin.issame, source=faceset.source)
             out[f"{name}/accuracy"] = r["accuracy_mean"]
             out[f"{name}/accuracy_std"] = r["accuracy_std"]
+        for mean, names in self.suites.items():
+            out[f"{mean}/mean_accuracy"] = sum(out[f"{n}/accuracy"] for n in names) / len(names)
         return out
 
 
 def make_validator(sets, every: int, batch_size: int = 64) -> Validator:
-    """A :class:`Validator` over the verification .bin files ``sets`` (read now)."""
+    """A :class:`Validator` over the verification .bin files ``sets`` (and ``verification:DIR``
+    folders; read now)."""
     return Validator(sets, every, batch_size)
 
 

@@ -1,6 +1,6 @@
 """The one seam between a face model file and features: :func:`load_embedder`.
 
-``load_embedder(path, *, size=None, mean=None, std=None, channel_order=None) -> Embedder`` opens a
+``load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, template=None) -> Embedder`` opens a
 tailface checkpoint (``.pt``) or any ONNX face model (``.onnx``). An :class:`Embedder` knows the
 input image size and the preprocessing its model expects and extracts features::
 
@@ -23,6 +23,11 @@ size and tailface's normalisation; for ``.onnx``, the ``tailface.*`` metadata_pr
 needs ``mean`` and ``std`` (there is no safe default: InsightFace's models use 127.5 / 127.5, ours
 127.5 / 128), takes RGB unless ``channel_order="BGR"``, and takes its size from the graph's input
 shape when that is fixed (else ``size`` is needed); a :class:`ConfigError` names the missing flags.
+
+The record also carries the model's alignment template (``Preprocessing.template``: the crop
+geometry it was trained on): ``template=`` (``--template``) wins, then the checkpoint's
+``alignment_template`` / the ONNX ``tailface.template``; None when neither says (evaluation then
+assumes ``arcface`` and says so, :mod:`tailface.eval.alignment_check`).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from tailface.data.preprocess import (
 from tailface.data.tensors import EvalBatches
 from tailface.errors import ConfigError, DataError, TailfaceError
 from tailface.eval.features import extract_features
-from tailface.train.checkpoint import checkpoint_image_size, load_model
+from tailface.train.checkpoint import checkpoint_image_size, checkpoint_template, load_model
 
 ONNX_EXTRA = "pip install 'tailface[onnx]'"
 
@@ -114,7 +119,7 @@ class TorchEmbedder(Embedder):
 
     def extract(self, faceset: FaceSet, batch_size: int = 256, flip: bool = True, num_workers: int = 0,
                 progress: bool = True) -> np.ndarray:
-        if self.preprocessing == replace(TAILFACE_PREPROCESSING, size=self.preprocessing.size):
+        if replace(self.preprocessing, template=None) == replace(TAILFACE_PREPROCESSING, size=self.preprocessing.size):
             return extract_features(self.model, faceset, self.image_size, batch_size, flip=flip,
                                     num_workers=num_workers, device=self.device, progress=progress)
         return super().extract(faceset, batch_size, flip, num_workers, progress)
@@ -181,7 +186,7 @@ def onnx_session(path, device=None):
 
 
 def onnx_preprocessing(path, meta: dict[str, str], input_shape, size=None, mean=None, std=None,
-                       channel_order=None) -> tuple[Preprocessing, bool]:
+                       channel_order=None, template=None) -> tuple[Preprocessing, bool]:
     """(preprocessing, flip_fused) of an ONNX model: command-line values, else its metadata, else
     the graph's fixed input size; :class:`ConfigError` naming the flags that are missing."""
     graph_size = tuple(input_shape[2:]) if all(isinstance(s, int) and s > 0 for s in input_shape[2:]) else None
@@ -197,11 +202,12 @@ def onnx_preprocessing(path, meta: dict[str, str], input_shape, size=None, mean=
                           f"{', '.join(missing)} (and --bgr if it takes BGR input), e.g. --mean 127.5 "
                           "--std 127.5 for InsightFace models")
     prep = with_overrides(Preprocessing(parse_size(values["size"])), None, values["mean"], values["std"],
-                          values["channel_order"])
+                          values["channel_order"], template if template is not None else written["template"])
     return prep, bool(written["flip_fusion"])
 
 
-def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, device=None) -> Embedder:
+def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, template=None,
+                  device=None) -> Embedder:
     """An :class:`Embedder` for a tailface checkpoint (``.pt``) or an ONNX model (``.onnx``);
     keyword values override what the file says (see the module docstring)."""
     path = Path(path)
@@ -215,19 +221,21 @@ def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, d
         if len(shape) != 4:
             raise DataError(f"{path}: expected one NCHW image input, the model has "
                             f"{[(i.name, i.shape) for i in inputs]}")
-        prep, fused = onnx_preprocessing(path, meta, shape, size, mean, std, channel_order)
+        prep, fused = onnx_preprocessing(path, meta, shape, size, mean, std, channel_order, template)
         return OnnxEmbedder(path, prep, fused, session=session)
     model, meta = load_model(path)
-    prep = with_overrides(replace(TAILFACE_PREPROCESSING, size=checkpoint_image_size(meta)), size, mean, std,
-                          channel_order)
+    base = replace(TAILFACE_PREPROCESSING, size=checkpoint_image_size(meta))
+    prep = with_overrides(base, size, mean, std, channel_order,
+                          template if template is not None else checkpoint_template(meta))
     return TorchEmbedder(model, prep, str(path), device)
 
 
-def embedder_key(path, size=None, mean=None, std=None, channel_order=None) -> str:
+def embedder_key(path, size=None, mean=None, std=None, channel_order=None, template=None) -> str:
     """Text that changes when the model file or the preprocessing overrides change (cache keys)."""
     path = Path(path)
     stat = path.stat()
-    return f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{size}|{mean}|{std}|{channel_order}"
+    key = f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{size}|{mean}|{std}|{channel_order}"
+    return key if template is None else f"{key}|{template}"
 
 
 __all__ = ["Embedder", "METADATA_KEYS", "OnnxEmbedder", "Preprocessing", "TAILFACE_PREPROCESSING", "TorchEmbedder",

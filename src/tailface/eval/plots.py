@@ -56,3 +56,17 @@ def plot_cmc(ranks, rates, path, title="CMC", labels=None) -> Path:
     ax.set(xlabel="rank", ylabel="identification rate (%)", title=title, ylim=(0, 100))
     ax.grid(True, alpha=0.3)
     return _save(plt, fig, path)
+
+
+def plot_roc_points(fpr, tpr, path, title="ROC", marks=None, xlim=(1e-6, 1.0)) -> Path:
+    """An ROC as its points joined (log FAR axis, points at FPR 0 left out); ``marks`` = ``(fars,
+    tars)`` drawn as dots (e.g. the exact TAR at the reported FARs)."""
+    plt, fig, ax = _figure()
+    x, y = _positive(fpr, tpr)
+    ax.semilogx(x, y * 100, lw=1)
+    if marks is not None:
+        mx, my = _positive(*marks)
+        ax.semilogx(mx, my * 100, "o", ms=3)
+    ax.set(xlabel="false accept rate", ylabel="true accept rate (%)", title=title, xlim=xlim, ylim=(0, 100))
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(plt, fig, path)

@@ -13,6 +13,10 @@ InsightFace thresholds the squared distance ``d = 2 - 2 cos`` on the grid 0, 0.0
 the midpoint rule reaches the best training accuracy over all thresholds, so a fold's threshold
 can differ slightly and its test accuracy by a pair or two; InsightFace also reports the standard
 deviation with ``ddof=0`` (``accuracy_std_ddof0`` here).
+
+TAR at FAR 0.1 %, 1 %, 10 % over all pairs (``tar_at_far``, ``tar_threshold``): the shared FAR
+rule of :mod:`tailface.eval.thresholds`, as for LFW pairs (only when the file has both genuine and
+impostor pairs).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from tailface.errors import ProtocolError
-from tailface.eval.lfw_pairs import ten_fold_accuracy
+from tailface.eval.lfw_pairs import TAR_FARS, ten_fold_accuracy
+from tailface.eval.thresholds import accept_rates, false_alarm_counts, needed_impostors
 from tailface.eval.vectors import l2_normalize
 
 
@@ -48,4 +53,15 @@ def evaluate_bin(features: np.ndarray, issame: np.ndarray, source: str = "featur
     scores = bin_scores(features, source)
     result = ten_fold_accuracy(scores, issame, consecutive_folds(len(issame), folds))
     result["accuracy_std_ddof0"] = float(np.std(result["fold_accuracy"]))
+    if issame.any() and not issame.all():
+        result.update(tar_at_far(scores, issame))
     return {"protocol": "verification-bin", "pairs": int(len(issame)), "folds": folds, **result}
+
+
+def tar_at_far(scores: np.ndarray, issame: np.ndarray, fars=TAR_FARS) -> dict:
+    """``{"tar_at_far": {far: TAR}, "tar_threshold": {far: threshold}}`` over all pairs (shared rule)."""
+    genuine, impostor = scores[issame], np.sort(scores[~issame])[::-1]
+    counts = false_alarm_counts(fars, len(impostor))
+    tar, thr = accept_rates(impostor[: needed_impostors(counts, len(impostor))], len(impostor), counts, genuine)
+    return {"tar_at_far": {f"{f:g}": float(v) for f, v in zip(fars, tar)},
+            "tar_threshold": {f"{f:g}": float(v) for f, v in zip(fars, thr)}}

@@ -4,7 +4,10 @@ A checkpoint is a ``torch.save`` dict with at least ``model`` (state dict) and `
 holds ``model_spec = {"name": ..., "kwargs": {...}}`` so that :func:`load_model` can call
 ``create_model(name, **kwargs)``. Models built with :func:`build_model` carry their spec in the
 attribute ``tailface_spec``; :func:`tailface.train.fit` reads it from there (or from its
-``model_spec`` argument).
+``model_spec`` argument). ``meta["alignment_template"]`` names the alignment template
+(:mod:`tailface.data.templates`) of the training pack (:func:`template_meta`, from the pack's
+``alignment.json``); absent when the training data records none (synthetic faces, packs written
+before issue 23): :func:`checkpoint_template` is then None.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import torch.nn as nn
 
 import tailface
 from tailface.atomic import atomic_open
+from tailface.data.alignment_record import faceset_alignment
+from tailface.data.faceset import FaceSet
 from tailface.data.label_space import ClassStats
 from tailface.errors import DataError
 from tailface.heads import create_head
@@ -31,6 +36,7 @@ except ImportError:  # numpy 1
     from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 SPEC_ATTR = "tailface_spec"
+TEMPLATE_KEY = "alignment_template"
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
@@ -153,6 +159,19 @@ def checkpoint_image_size(meta: dict) -> tuple[int, int]:
     """The (height, width) a checkpoint's model was trained at (and is evaluated at)."""
     spec = meta.get("model_spec") or {}
     return resolve_image_size(spec.get("name"), spec.get("kwargs", {}).get("input_size"), meta.get("image_size"))
+
+
+def template_meta(faceset: FaceSet) -> dict:
+    """``{"alignment_template": NAME}`` for the checkpoint of a model trained on ``faceset`` (the
+    template its pack records), ``{}`` when it records none."""
+    record = faceset_alignment(faceset)
+    return {} if record is None else {TEMPLATE_KEY: record["template"]}
+
+
+def checkpoint_template(meta: dict) -> str | None:
+    """The alignment template a checkpoint's model was trained on, None when not recorded."""
+    value = meta.get(TEMPLATE_KEY)
+    return str(value) if value else None
 
 
 def load_head(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:

@@ -29,7 +29,7 @@ from tailface.heads.base import HeadOutput
 from tailface.models import resolve_image_size
 from tailface.train import distributed as ddp
 from tailface.train import sharded as shd
-from tailface.train.checkpoint import load_checkpoint, save_atomic, spec_of
+from tailface.train.checkpoint import load_checkpoint, save_atomic, spec_of, template_meta
 from tailface.train.config import TrainConfig
 from tailface.train.log import RunningMean, TrainLog
 from tailface.train.schedule import LRSchedule
@@ -190,7 +190,7 @@ class Trainer:
         self.meta = {"model_spec": model_spec, "head_spec": head_spec, "num_classes": faceset.num_classes,
                      "class_names": list(faceset.class_names), "image_size": list(self.image_size),
                      "config": cfg.to_dict(), "world_size": info.world_size, "source": str(faceset.source),
-                     "tailface_version": tailface.__version__, **(extra_meta or {})}
+                     "tailface_version": tailface.__version__, **template_meta(faceset), **(extra_meta or {})}
         self.state = TrainState()
         self.last_path = out_dir / "last.pt"
         self.saved_step = 0  # the step last.pt holds

@@ -10,7 +10,13 @@ protocols on one set share one feature extraction. Registering a protocol::
 
 with ``my_evaluate(features: Features, options: EvalOptions) -> dict`` (JSON-able; stored
 under ``metrics[name]``), ``my_rows(result) -> [(metric, value text in %)]`` and
-``my_plots(result, out_dir) -> [paths]``. docs/architecture.md has a worked example.
+``my_plots(result, out_dir) -> [paths]``; optionally ``table=my_table``, ``my_table(result) ->
+str``, a table of its own printed after the summary table (the verification suite's).
+docs/architecture.md has a worked example.
+
+An evaluation set of aligned images names, with ``pack(options) -> path``, the pack whose alignment
+record (:mod:`tailface.data.alignment_record`) says which template its images were cut with, so
+that evaluation can warn when a model was trained on another (:mod:`tailface.eval.alignment_check`).
 
 A protocol *family* is named by a pattern rather than one name: ``register_protocol_family(
 matches, make)`` where ``matches(name)`` tells whether ``name`` belongs to it (e.g. a path ending in
@@ -36,6 +42,7 @@ class EvalOptions:
     faces_root: Path | None = None  # real data root: BLUFR configuration, pairs.txt
     batch_size: int = 64
     heldout: Callable[[], FaceSet] | None = None  # the held-out identities of a training set (tailface study)
+    template: str | None = None  # alignment template to cut raw inputs with (the model's; None: arcface)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class EvalSet:
     name: str
     open: Callable[[EvalOptions, tuple[int, int]], FaceSet]  # (options, image size) -> images
     cache: bool = False  # keep extracted features in the output folder (expensive sets)
+    pack: Callable[[EvalOptions], str | None] | None = None  # aligned pack whose template to check (None: not aligned)
 
 
 def _no_plots(result: dict, out_dir: Path) -> list[Path]:
@@ -66,6 +74,7 @@ class Protocol:
     evaluate: Callable[[Features, EvalOptions], dict]
     summary: Callable[[dict], list[tuple[str, str]]]
     plots: Callable[[dict, Path], list[Path]] = _no_plots
+    table: Callable[[dict], str] | None = None  # a table of its own, printed after the summary table
 
 
 _PROTOCOLS: dict[str, Protocol] = {}

@@ -36,6 +36,10 @@ def _heldout(options: EvalOptions, image_size: tuple[int, int]) -> FaceSet:
     return options.heldout()
 
 
-register_eval_set(EvalSet("lfw", _lfw, cache=True))
+def _lfw_pack(options: EvalOptions) -> str:
+    return str(Path(options.lfw) if options.lfw is not None else prepared_path("lfw"))
+
+
+register_eval_set(EvalSet("lfw", _lfw, cache=True, pack=_lfw_pack))
 register_eval_set(EvalSet("heldout", _heldout))
 register_eval_set(EvalSet("synthetic", _synthetic))

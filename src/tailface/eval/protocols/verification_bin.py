@@ -29,7 +29,8 @@ PREFIX = "bin:"
 
 
 def matches(name: str) -> bool:
-    return name.startswith(PREFIX) or name.lower().endswith(".bin")
+    """``bin:PATH`` or ``PATH.bin`` (not a ``verification:DIR`` suite whose folder ends in .bin)."""
+    return name.startswith(PREFIX) or (name.lower().endswith(".bin") and not name.startswith("verification:"))
 
 
 def bin_path(name: str) -> str:
@@ -61,7 +62,7 @@ def make(name: str) -> Protocol:
     try:
         get_eval_set(set_name)
     except KeyError:
-        register_eval_set(EvalSet(set_name, lambda options, size: open_bin(path)))
+        register_eval_set(EvalSet(set_name, lambda options, size: open_bin(path), pack=lambda options: path))
     return Protocol(set_name, set_name, functools.partial(evaluate, path), summary)
 
 
