@@ -19,7 +19,7 @@ from tailface.cli.main import main
 from tailface.data.groups import GroupThresholds
 from tailface.data.open import open_faceset
 from tailface.errors import ConfigError
-from tailface.evidence import cells, regimes
+from tailface.evidence import archive, cells, regimes, tables
 from tailface.evidence.archive import Archive, fingerprint
 from tailface.evidence.cells import Profile
 from tailface.evidence.reproduce import cell_fingerprint, needed_models, reproduce
@@ -385,3 +385,29 @@ def test_the_split_regime_end_to_end(profile, tmp_path):
     assert data["regimes"]["split"]["reunion"]["seeds"]["0"] == reunion
     assert data["regimes"]["split"]["models"]["ours@split"]["metrics"]["VR@FAR=0.1%"]["n"] == 1
     assert data["cells"]["finished"] == 2
+
+
+def test_an_archived_metrics_file_leaves_out_the_curves_no_page_reads():
+    doc = {"blufr": {"report": {"vr_far_0.1%": {"mean": 0.2, "std": 0.01}, "dir_far_1%_rank1": {"mean": 0.1}},
+                     "trials": [{"openset": [1, 2]}],
+                     "development": {"vr_far_0.1%": 0.3},
+                     "openset_curve": {"far": [0.01], "rank": [1], "mean": [[0.5]], "std": [[0.1]],
+                                       "mean_minus_std": [[0.4]]}},
+           "lfw": {"accuracy": 0.9, "roc": {"far": [0.0, 1.0]}}, "megaface-proxy": {"rank1": [0.7]}}
+    kept = archive.compact_metrics(doc)
+    assert kept["archived_without"] == ["blufr.trials", "lfw.roc", "blufr.openset_curve.std",
+                                        "blufr.openset_curve.mean_minus_std"]
+    assert "trials" not in kept["blufr"] and "roc" not in kept["lfw"] and doc["blufr"]["trials"]  # a copy
+    assert kept["blufr"]["openset_curve"] == {"far": [0.01], "rank": [1], "mean": [[0.5]]}  # Fig. 3 reads it
+    for metric in [*tables.METRICS, tables.DEV]:
+        assert metric.get(kept) == metric.get(doc)
+
+
+def test_an_archive_written_before_compaction_is_compacted_once(tmp_path):
+    doc = {"blufr": {"report": {}, "trials": [1]}, "lfw": {"roc": [0]}}
+    path = tmp_path / "cells" / "ab" / "seed0" / "eval" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(doc))
+    assert archive.compact_archive(tmp_path) == [path]
+    assert json.loads(path.read_text()) == archive.compact_metrics(doc)
+    assert archive.compact_archive(tmp_path) == []  # already compact

@@ -9,6 +9,10 @@ at the same paths relative to DIR as in OUT::
     DIR/cells/<model>/seed<k>/cell.json              written last (the record), with config_sha256
     DIR/regimes/<regime>/seed<k>/data/manifest.json  each perturbed set's manifest, once
 
+A metrics file is archived compacted (:func:`compact_metrics`): the curves no page reads are left
+out (``DROPPED``: BLUFR's per-trial curves, the LFW pairs' ROC points, the open-set curve's spreads),
+a cell's 570 KB becoming about 27 KB; every figure a page shows, and Fig. 3's mean open-set curve, stay.
+
 Rules (:mod:`tailface.evidence.reproduce`):
 
 - a file already in the archive is never overwritten (the archive is what the committed pages
@@ -38,6 +42,37 @@ from tailface.evidence import cells, tables
 from tailface.paths import prepared_root
 
 RECORD = "cell.json"
+#: Paths (keys from the document's top) left out of an archived metrics file: no page reads them.
+DROPPED = (("blufr", "trials"), ("lfw", "roc"), ("blufr", "openset_curve", "std"),
+           ("blufr", "openset_curve", "mean_minus_std"))
+
+
+def compact_metrics(doc: dict) -> dict:
+    """``doc`` (a parsed metrics.json) without the :data:`DROPPED` paths; ``archived_without`` lists
+    those it had."""
+    out = json.loads(json.dumps(doc))
+    dropped = []
+    for path in DROPPED:
+        parent = out
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent:
+            del parent[path[-1]]
+            dropped.append(".".join(path))
+    if dropped:
+        out["archived_without"] = dropped
+    return out
+
+
+def compact_archive(root: Path) -> list[Path]:
+    """Compact every metrics file under ``root`` archived before :func:`compact_metrics` existed
+    (same figures; rewritten atomically); returns those rewritten."""
+    rewritten = []
+    for path in sorted(Path(root).rglob("metrics.json")):
+        doc = json.loads(path.read_text())
+        if "archived_without" not in doc and compact_metrics(doc) != doc:
+            rewritten.append(write_text(path, json.dumps(compact_metrics(doc)) + "\n"))
+    return rewritten
 
 
 def _neutral(value: Any, prefixes: list[tuple[str, str]]) -> Any:
@@ -107,8 +142,11 @@ class Archive:
         for rel in files:
             source, target = Path(run_root) / rel, self.root / rel
             if source.is_file() and not target.exists():
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(source, tmp)
+                if source.name == "metrics.json":
+                    write_text(target, json.dumps(compact_metrics(json.loads(source.read_text()))) + "\n")
+                else:
+                    with atomic_path(target) as tmp:
+                        shutil.copyfile(source, tmp)
                 written.append(target)
         if record_file is not None and record is not None and not (self.root / record_file).exists():
             written.append(write_text(self.root / record_file, json.dumps(record, indent=1) + "\n"))
