@@ -28,6 +28,7 @@ import yaml
 import tailface
 from tailface.atomic import write_text
 from tailface.errors import ConfigError
+from tailface.locks import LOCK_NAME
 
 IGNORED_KEYS = ("num_workers", "progress", "tensorboard", "log_every")  # do not change any result
 
@@ -162,6 +163,8 @@ def claim_output_folder(out: Path, config: dict, force: bool = False) -> None:
         raise ConfigError(f"{saved_path}: {out} already holds a different experiment (blocks differing: "
                           f"{', '.join(diff) or 'all'}); use another --out, or --force to delete its results")
     for child in out.iterdir():
+        if child.name.startswith(LOCK_NAME):
+            continue  # the lock of the process running (tailface.locks), not a result
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

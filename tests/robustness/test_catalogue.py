@@ -326,6 +326,29 @@ def output_folder_of_another_experiment(tmp, trained):
     return ["train", str(write_config(tmp / "c.yaml", doc)), "--out", str(out)], "already holds a different experiment"
 
 
+def out_names_a_file(tmp, trained):
+    (tmp / "notes.txt").write_text("the user's\n")
+    return (["eval", str(trained / "train" / "final.pt"), "--out", str(tmp / "notes.txt")],
+            "--out names an existing file")
+
+
+def embed_over_a_users_file(tmp, trained):
+    (tmp / "afile.txt").write_text("the user's\n")
+    return (["embed", str(trained / "train" / "final.pt"), "synthetic", str(tmp / "afile.txt")],
+            "is not a features file tailface wrote")
+
+
+def run_folder_in_use(tmp, trained):
+    from tailface import locks
+
+    (tmp / "o").mkdir()
+    live = locks.process_start(os.getppid())  # a live process of this host stands for the other tailface
+    rec = {**locks.record("train"), "pid": os.getppid(), "proc_start": live[1] if live else None}
+    (tmp / "o" / locks.LOCK_NAME).write_text(json.dumps(rec))
+    doc = {**TINY_BASELINE, "eval": {}}
+    return ["train", str(write_config(tmp / "c.yaml", doc)), "--out", str(tmp / "o")], "in use by another tailface"
+
+
 def subset_flag_that_does_not_apply(tmp, trained):
     root = write_folder(tmp / "faces")
     return (["subset", str(root), str(tmp / "s" / "sub.rec"), "--num-identities", "2"],
@@ -340,7 +363,7 @@ ROWS = [zero_byte_image, truncated_image, truncated_image_with_workers, non_imag
         features_not_the_protocols_images, features_nan, unknown_template_in_eval,
         verification_folder_without_bin_files, checkpoint_truncated, checkpoint_of_another_model,
         checkpoint_from_newer_tailface, checkpoint_with_code, output_folder_of_another_experiment,
-        subset_flag_that_does_not_apply]
+        subset_flag_that_does_not_apply, out_names_a_file, embed_over_a_users_file, run_folder_in_use]
 
 
 def run_row(argv, tmp, capsys) -> tuple[int, str]:

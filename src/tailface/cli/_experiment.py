@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tailface.configs import describe, resolve_config, shipped_configs
+from tailface.locks import check_output_folder
 
 
 def add_experiment_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,8 @@ def list_configs() -> int:
 def run_from_args(args: argparse.Namespace, command: str) -> int:
     if args.list_configs:
         return list_configs()
+    if args.out is not None:
+        check_output_folder(args.out)  # a file named by --out: refused before any work
     # here, not at the top: the experiment package loads torch, scipy and faiss (1.9 s measured), which
     # `tailface --help`, `--list-configs` and the light verbs must not pay
     from tailface.experiment import ExperimentConfig, run_experiment

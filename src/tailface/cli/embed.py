@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT even when it is not a features file tailface wrote (default: refuse)")
     add_preprocessing_args(p)
     p.set_defaults(func=run)
 
@@ -71,8 +73,9 @@ def run(args) -> int:
     # here, not at the top: the embedder loads torch (1.8 s measured); `tailface --help` stays light
     from tailface.eval.alignment_check import AlignmentCheck, data_template, model_template
     from tailface.eval.embedder import load_embedder
-    from tailface.eval.features import save_features
+    from tailface.eval.features import check_features_target, save_features
 
+    check_features_target(args.out, args.force)  # before any feature is extracted
     embedder = load_embedder(args.checkpoint, device=args.device, **preprocessing_overrides(args))
     faceset, labelled = open_embed_data(args.data)
     if Path(args.data).exists() or args.data_template is not None:  # not the built-in synthetic faces

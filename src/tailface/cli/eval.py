@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, preprocessing_overrides
 from tailface.errors import ConfigError
+from tailface.locks import check_output_folder
 
 
 def register(subparsers) -> None:
@@ -41,6 +42,7 @@ def run(args) -> int:
 
     if (args.checkpoint is None) == (args.features is None):
         raise ConfigError("give either a MODEL (.pt or .onnx) or --features FILE.npz (exactly one)")
+    check_output_folder(args.out)  # a file named by --out: refused before any feature is extracted
     if args.features is not None:
         evaluate_features(args.features, args.protocols or "blufr,lfw,megaface-proxy", args.out,
                           faces_root=args.faces_root, plots=not args.no_plots)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tailface.errors import ConfigError
+from tailface.locks import check_output_folder
 
 
 class _TargetsHelp(argparse.HelpFormatter):
@@ -68,6 +69,8 @@ def run(args) -> int:
     from tailface.evidence.targets import parse_names
 
     check_cell_arguments(args)
+    if args.out is not None:
+        check_output_folder(args.out)  # before any work
     names = parse_names(args.name)
     profile = Profile.load(args.profile)
     out = args.out or Path("runs") / f"reproduce-{profile.name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tailface.cli.reproduce import add_cell_arguments, check_cell_arguments
+from tailface.locks import check_output_folder
 
 
 def register(subparsers) -> None:
@@ -26,6 +27,8 @@ def run(args) -> int:
     from tailface.evidence.study import study
 
     check_cell_arguments(args)
+    if args.out is not None:
+        check_output_folder(args.out)  # before any work
     out = args.out or Path("runs") / f"study-{Path(str(args.data).rstrip('/')).name or 'data'}"
     print(f"report: {study(args.data, args.profile, args.seeds, out, jobs=args.jobs)}")
     return 0

@@ -21,7 +21,10 @@ from tailface.data import workers
 from tailface.data.faceset import FaceSet
 from tailface.data.preprocess import flip_fusion
 from tailface.data.tensors import EvalBatches, normalize
-from tailface.errors import DataError
+from tailface.errors import DataError, OutputError
+
+MARKER = "tailface_features"  # the key that marks a features file tailface wrote (its format version)
+MARKER_VALUE = "1"
 
 
 def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size: int = 256,
@@ -51,13 +54,13 @@ def extract_features(model: nn.Module, faceset: FaceSet, image_size, batch_size:
 
 def save_features(path, features: np.ndarray, image_ids, labels=None) -> Path:
     """Write ``features`` (N x E), ``image_ids`` (N names) and optional ``labels`` to ``.npz``
-    atomically."""
+    atomically, with the key :data:`MARKER` that says tailface wrote it."""
     path = Path(path)
     features = np.asarray(features, dtype=np.float32)
     image_ids = np.asarray([str(s) for s in image_ids])
     if features.ndim != 2 or len(features) != len(image_ids):
         raise DataError(f"{path}: {features.shape} features for {len(image_ids)} image ids")
-    arrays = {"features": features, "image_ids": image_ids}
+    arrays = {"features": features, "image_ids": image_ids, MARKER: np.asarray(MARKER_VALUE)}
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int64)
         if labels.shape != (len(features),):
@@ -65,6 +68,27 @@ def save_features(path, features: np.ndarray, image_ids, labels=None) -> Path:
         arrays["labels"] = labels
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+    return path
+
+
+def written_by_tailface(path) -> bool:
+    """Whether ``path`` is a features ``.npz`` written by :func:`save_features` (it holds :data:`MARKER`)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return MARKER in getattr(z, "files", ())
+    except Exception:  # not an npz (a text file, an image, anything of the user's)
+        return False
+
+
+def check_features_target(path, force: bool = False) -> Path:
+    """``path`` if a features file may be written there: it does not exist, or is an earlier features
+    file of tailface's, or ``force``. Otherwise :class:`OutputError` naming it; nothing is replaced."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; OUT names the features file to write (e.g. {path / 'features.npz'})")
+    if path.exists() and not force and not written_by_tailface(path):
+        raise OutputError(f"{path}: exists and is not a features file tailface wrote; refusing to replace it "
+                          f"(give another OUT, or --force to replace it)")
     return path
 
 

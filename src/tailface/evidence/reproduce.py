@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tailface.evidence.targets import Inputs, Report, Target, get_target
 from tailface.experiment import ExperimentConfig, run_experiment
 from tailface.experiment.config import DataConfig
 from tailface.experiment.stages import say
+from tailface.locks import hold
 from tailface.provenance import claim_output_folder, run_record
 
 
@@ -190,6 +192,16 @@ def shared_data(profile: Profile, spec: str) -> DataConfig:
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
               train: bool = True, only: list[str] | None = None, jobs: int = 1,
               archive: Path | None = None) -> dict[str, Report]:
+    """:func:`_reproduce` holding OUT's lock (:mod:`tailface.locks`) when it trains: a second
+    process training into OUT is refused; ``--report-only`` (pages only, written atomically) may
+    run beside a campaign. Each cell holds its own folder's lock (``run_experiment``)."""
+    with hold(out, "reproduce") if train else nullcontext():
+        return _reproduce(names, profile, seeds, out, data, train, only, jobs, archive)
+
+
+def _reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
+               train: bool = True, only: list[str] | None = None, jobs: int = 1,
+               archive: Path | None = None) -> dict[str, Report]:
     """Run the cells the targets ``names`` need (unless ``train`` is false: then only the pages are
     written, from the cells finished so far; with ``only``, just those models and their base
     models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`; with ``archive``, cells kept

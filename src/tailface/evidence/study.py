@@ -24,6 +24,7 @@ from tailface.evidence.cells import Profile, merged
 from tailface.evidence.reproduce import cell_records, reproduce, shared_data, training_setup
 from tailface.evidence.stats import HOLDS, REVERSED, paired_difference
 from tailface.evidence.targets import Report, get_target
+from tailface.locks import hold
 from tailface.provenance import run_record
 
 HOLDOUT = {"fraction": 0.2, "seed": 0, "min_images": 2}
@@ -57,6 +58,12 @@ def _answer(d_vr, d_dir, yes: str, no: str) -> str:
 
 
 def study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict | None = None, jobs: int = 1) -> Path:
+    """:func:`_study` holding OUT's lock (:mod:`tailface.locks`): a second process on OUT is refused."""
+    with hold(out, "study"):
+        return _study(data, profile_name, seeds, out, overrides, jobs)
+
+
+def _study(data: str, profile_name: str, seeds: int, out: Path, overrides: dict | None = None, jobs: int = 1) -> Path:
     profile = study_profile(data, profile_name, overrides)
     reports = reproduce(["table1", "sweep"], profile, seeds, out, data, jobs=jobs)
     results = tables.Results(out, list(range(seeds)))

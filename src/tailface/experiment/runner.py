@@ -1,6 +1,7 @@
 """``run_experiment``: one runner for every experiment, whatever its kind (:mod:`tailface.experiment.kinds`).
 
-Opens the dataset, writes ``OUT/config.yaml`` (the resolved configuration), joins the process
+Holds OUT's lock (:mod:`tailface.locks`: a second process on OUT is refused), opens the dataset,
+writes ``OUT/config.yaml`` (the resolved configuration), joins the process
 group once for all stages (under torchrun), and runs the stages of the config's kind
 (:mod:`tailface.experiment.stages`): finished stages are skipped, an interrupted one resumes. The
 kind says where the experiment's model, metrics and report are.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tailface.atomic import write_text
 from tailface.data.training_set import open_pool
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import is_main_process, run_stages, say
+from tailface.locks import hold
 from tailface.provenance import claim_output_folder, write_environment, write_skipped
 from tailface.train import distributed as ddp
 from tailface.train.trainer import resolve_device
@@ -34,6 +37,11 @@ class RunResult:
 
 def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False) -> RunResult:
     out = Path(out_dir)
+    with hold(out, command) if is_main_process() else nullcontext():  # one live process per folder
+        return _run(cfg, out, command, force)
+
+
+def _run(cfg: ExperimentConfig, out: Path, command: str, force: bool) -> RunResult:
     kind = cfg.kind
     if is_main_process():
         claim_output_folder(out, cfg.to_dict(), force)  # one experiment per folder (issue 14)
