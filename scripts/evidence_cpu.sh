@@ -25,4 +25,9 @@ tailface reproduce probes,superclasses --profile cpu --seeds 3 --jobs "$jobs" --
 # two more seeds of Tables 2 and 3 narrow the intervals of ours vs ABCD and AB vs ABCD
 tailface reproduce table2,table3 --profile cpu --seeds 5 --jobs "$jobs" --out "$out/reproduce-cpu"
 # the class-count-aware losses (issue 20) against ABCD and ours: their cells, and ABCD / AB / ours reused
-tailface reproduce losses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu"
+# (--archive: each finished cell's records kept in git, so the campaign survives a wiped run folder)
+tailface reproduce losses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
+    --archive docs/evidence/reproduce-cpu
+# where the tail hurts (issue 22): perturbed CelebA sets (split, tail noise, both, 3x longer), AB / ABCD / ours
+tailface reproduce regimes --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
+    --archive docs/evidence/reproduce-cpu
