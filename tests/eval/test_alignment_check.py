@@ -3,6 +3,7 @@ read back, overridden by --template, compared with the evaluation pack's (a warn
 assumed arcface with one note when missing, and part of the feature cache's key."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,9 +176,8 @@ def test_embed_warns_naming_both(trained, tmp_path, capsys):
 
 def test_the_feature_cache_is_keyed_on_the_packs_template(untagged, tmp_path):
     """The LFW set's features are cached in OUT; re-aligning the pack (another alignment.json)
-    must not read the old cache, and an unrecorded pack keeps the key caches had before."""
-    from tailface.eval.api import _cache_key, evaluate_checkpoint
-    from tailface.eval.embedder import embedder_key
+    must not read the old cache (the pack's fingerprint is part of the key: tests/robustness/test_fingerprints.py)."""
+    from tailface.eval.api import evaluate_checkpoint
     from tailface.eval.protocols import Protocol, list_protocols, register_protocol
 
     if "test-lfw-rows" not in list_protocols():
@@ -195,7 +195,7 @@ def test_the_feature_cache_is_keyed_on_the_packs_template(untagged, tmp_path):
         return m["lfw_features"]
 
     before = cache_file("o")
-    assert before.endswith(f"lfw_features_{_cache_key(embedder_key(untagged))}.npz")   # the key before templates
+    assert Path(before).name.startswith("lfw_features_") and Path(before).is_file()
     write_alignment(pack, "dlib-chip", 150)
     chips = cache_file("o")
     assert chips != before

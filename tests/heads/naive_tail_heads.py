@@ -61,3 +61,37 @@ def adaface_loss(x, w, y, mean, std, m=0.4, h=0.333, s=64.0, kept=None):
                 row.append(s * c)
         losses.append(cross_entropy_one(row, classes.index(int(y[i]))))
     return sum(losses) / len(losses)
+
+
+# VPL ---------------------------------------------------------------------------------------------
+def vpl_live(iteration, stamps, start_iter, delta):
+    """Per class: live at training iteration ``iteration`` (1-based): past the start, written
+    (stamp > 0) and written at most ``delta`` iterations before."""
+    return [iteration > start_iter and t > 0 and iteration - t <= delta for t in stamps]
+
+
+def vpl_loss(x, w, y, memory, live, lam=0.15, s=64.0, m=0.5, kept=None):
+    """The VPL loss: prototype p_j = unit((1 - lam) unit(w_j) + lam v_j) for a live class, unit(w_j)
+    otherwise; ArcFace's margin at the target; mean cross-entropy."""
+    classes = list(range(w.shape[0])) if kept is None else [int(c) for c in kept]
+    protos = {}
+    for j in classes:
+        protos[j] = unit((1 - lam) * unit(w[j]) + lam * memory[j]) if live[j] else unit(w[j])
+    losses = []
+    for i in range(x.shape[0]):
+        row = []
+        for j in classes:
+            c = torch.dot(unit(x[i]), protos[j])
+            row.append(s * (target_cos(c, "arcface", m) if j == int(y[i]) else c))
+        losses.append(cross_entropy_one(row, classes.index(int(y[i]))))
+    return sum(losses) / len(losses)
+
+
+def vpl_write(memory, stamps, x, y, iteration):
+    """The memory after training iteration ``iteration`` on batch (x, y): each sample in turn writes
+    its unit feature and the iteration into its class's entry (so the last one of a class stays)."""
+    memory, stamps = memory.clone(), list(stamps)
+    for i in range(x.shape[0]):
+        memory[int(y[i])] = unit(x[i].detach())
+        stamps[int(y[i])] = iteration
+    return memory, stamps

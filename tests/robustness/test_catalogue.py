@@ -90,7 +90,9 @@ def truncated_image(tmp, trained):
     root = write_folder(tmp / "faces")
     data = (root / "id0" / "1.png").read_bytes()
     (root / "id0" / "1.png").write_bytes(data[: len(data) // 2])
-    return ["train", str(tiny_train_config(tmp, str(root), max_steps=None)), "--out", str(tmp / "o")], "id0/1.png"
+    return (["train", str(tiny_train_config(tmp, str(root), max_steps=None)), "--out", str(tmp / "o")],
+            f"id0/1.png: corrupt or truncated image: image file is truncated; to list every unreadable image: "
+            f"tailface check {root}; to leave them out: data.options.skip_bad: true")
 
 
 def truncated_image_with_workers(tmp, trained):
@@ -366,6 +368,28 @@ ROWS = [zero_byte_image, truncated_image, truncated_image_with_workers, non_imag
         subset_flag_that_does_not_apply, out_names_a_file, embed_over_a_users_file, run_folder_in_use]
 
 
+# -- issue 24, item 5: bad data found before the work ---------------------------------------------
+
+def unreadable_images_listed_by_check(tmp, trained):
+    root = write_folder(tmp / "faces")
+    data = (root / "id0" / "1.png").read_bytes()
+    (root / "id0" / "1.png").write_bytes(data[: len(data) // 2])
+    return ["check", str(root), "--no-progress"], f"{root}: 1 of 12 images cannot be read (listed above)"
+
+
+def study_data_without_a_tail(tmp, trained):
+    root = write_folder(tmp / "faces", identities=12, per=12)
+    return ["study", str(root), "--out", str(tmp / "o")], "no tail to study"
+
+
+def study_test_set_too_small(tmp, trained):
+    root = write_folder(tmp / "faces", identities=8, per=8)
+    return ["study", str(root), "--out", str(tmp / "o")], "too few test identities for tailface study"
+
+
+ROWS += [unreadable_images_listed_by_check, study_data_without_a_tail, study_test_set_too_small]  # issue 24, item 5
+
+
 def run_row(argv, tmp, capsys) -> tuple[int, str]:
     capsys.readouterr()
     threads = torch.get_num_threads()
@@ -524,6 +548,8 @@ def test_old_checkpoint_with_numpy_rng_state_still_resumes(tmp_path, capsys):
     with pytest.raises(Exception, match="numpy"):
         torch.load(last, weights_only=True)
     (old / "train" / "final.pt").unlink()
+    for record in old.rglob("*.inputs.json"):  # tailface 0.1.0 recorded no input fingerprints
+        record.unlink()
     shutil.copy(config, old / "config.yaml")
     (old / "config.yaml").write_text(yaml.safe_dump(yaml.safe_load((ref / "config.yaml").read_text())))
     code, err = run_row(["train", str(config), "--out", str(old)], tmp_path, capsys)

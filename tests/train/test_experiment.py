@@ -12,8 +12,8 @@ from tailface.experiment import ExperimentConfig, run_experiment
 from tailface.train import load_checkpoint
 
 CONFIGS = resolve_config("baselines/abcd").parent
-BASELINES = ["abcd", "ab", "ab_abcd", "resampling", "center_loss", "range_loss", "arcface", "logit_adjusted",
-             "ldam_drw", "subcenter_arcface", "adaface"]
+BASELINES = ["abcd", "ab", "ab_abcd", "resampling", "center_loss", "range_loss", "cosface", "arcface",
+             "logit_adjusted", "ldam_drw", "subcenter_arcface", "adaface", "vpl"]
 TINY = {"num_identities": 40, "image_size": 16}
 QUICK = {"max_steps": 2, "progress": False, "log_every": 1}
 

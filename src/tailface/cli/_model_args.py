@@ -1,15 +1,36 @@
 """Command-line options shared by the commands that take a model file (``embed``, ``eval``):
-``--input-size``, ``--mean``, ``--std``, ``--bgr``, ``--template`` override the preprocessing that a
-``.pt`` checkpoint or an ``.onnx`` model's metadata gives (see :mod:`tailface.eval.embedder`);
+``--device`` and ``--no-progress`` (:func:`add_run_args`); ``--input-size``, ``--mean``, ``--std``,
+``--bgr``, ``--template`` override the preprocessing that a ``.pt`` checkpoint or an ``.onnx``
+model's metadata gives (see :mod:`tailface.eval.embedder`);
 ``--data-template`` names the template the evaluation data was cut with, over its pack's record
 (:mod:`tailface.eval.alignment_check`)."""
 
 from __future__ import annotations
 
+import argparse
+import re
+
 from tailface.data.templates import template_names
 
 MODEL_HELP = ("model file: a tailface checkpoint (.pt) or an ONNX face model (.onnx; its preprocessing from "
               "the tailface metadata of `tailface export`, or from --input-size/--mean/--std/--bgr)")
+
+
+def device_name(text: str) -> str | None:
+    """``--device``: auto (None: CUDA when available), cpu, cuda or cuda:N; argparse names the flag
+    when the text is none of them."""
+    if text == "auto":
+        return None
+    if text in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def add_run_args(p) -> None:
+    """``--device`` and ``--no-progress``, as the training commands spell them."""
+    p.add_argument("--device", type=device_name, default=None, metavar="auto|cpu|cuda[:N]",
+                   help="where the model runs (default auto: cuda when available, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for a log file)")
 
 
 def add_preprocessing_args(p) -> None:

@@ -1,4 +1,7 @@
-"""``tailface analyze DATA``: the long-tail group table (paper, Table 1) and class-size plot (Fig. 1)."""
+"""``tailface analyze DATA``: the long-tail group table (paper, Table 1) and class-size plot (Fig. 1).
+
+It reads the index only (labels, file sizes), never the pixels: ``tailface check DATA`` decodes every
+image (:mod:`tailface.cli.check`), and the table's last line says so."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ def register(subparsers) -> None:
         "analyze", help="long-tail group table and class-size plot of a dataset",
         description="Print the paper's Table 1 for a dataset (any open_faceset spec): identities, "
                     "images, their shares and the images-per-class range of groups A-D, head "
-                    "(A+B), tail (C+D) and total; optionally plot the class sizes (Fig. 1).")
+                    "(A+B), tail (C+D) and total; optionally plot the class sizes (Fig. 1). The images are "
+                    "not decoded: tailface check DATA decodes every one and lists those that cannot be read.")
     p.add_argument("data", help="dataset spec (folder, list file, .rec, celeba:DIR:FILE, synthetic)")
     p.add_argument("--thresholds", default="21,10,4",
                    help="lower bounds of groups A,B,C in images per class (default 21,10,4)")
@@ -41,6 +45,7 @@ def run(args) -> int:
     rows = group_table(counts, thresholds)
     print(f"{faceset.source}: {len(faceset):,} images, {faceset.num_classes:,} identities")
     print(format_table(rows, thresholds))
+    print(f"(images not decoded; tailface check {args.data} decodes every one and lists those that cannot be read)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"data": str(args.data), **table_dict(rows, thresholds)}, indent=2) + "\n")

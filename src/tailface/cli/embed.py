@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, preprocessing_overrides
+from tailface.cli._model_args import MODEL_HELP, add_preprocessing_args, add_run_args, preprocessing_overrides
 from tailface.data.faceset import FaceSet
 from tailface.data.images import is_image_name, read_image
 from tailface.data.open import open_faceset
@@ -20,7 +20,9 @@ from tailface.errors import DataError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "embed", help="extract features of a dataset with a trained checkpoint or an ONNX model",
-        description="Write OUT.npz with 'features' (N x E float32, flip fusion: f(x) + f(mirror x)), "
+        description="Write the features file OUT, an .npz archive written under exactly the name given (no "
+                    "suffix added: name it *.npz, as `tailface eval --features` expects), with 'features' "
+                    "(N x E float32, flip fusion: f(x) + f(mirror x)), "
                     "'image_ids' (in the dataset's order) and 'labels' (when DATA has identities). "
                     "DATA is any dataset spec (see `tailface analyze --help`) or a plain folder of "
                     "images without identity sub-folders (images found recursively, sorted). A model "
@@ -28,11 +30,13 @@ def register(subparsers) -> None:
                     "about (--template, --data-template).")
     p.add_argument("checkpoint", type=Path, metavar="model", help=MODEL_HELP)
     p.add_argument("data", help="dataset spec or plain image folder")
-    p.add_argument("out", type=Path, help="output .npz")
+    p.add_argument("out", type=Path, metavar="OUT",
+                   help="features file to write, e.g. features.npz (written as named; an existing file "
+                        "tailface did not write is refused without --force)")
     p.add_argument("--no-flip", action="store_true", help="features of the image only, no mirror")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_run_args(p)
     p.add_argument("--force", action="store_true",
                    help="replace OUT even when it is not a features file tailface wrote (default: refuse)")
     add_preprocessing_args(p)
@@ -83,7 +87,7 @@ def run(args) -> int:
         check.set_model(model_template(str(args.checkpoint), embedder.preprocessing.template, args.template))
         check.compare(args.data, data_template(args.data, args.data_template))
     feats = embedder.extract(faceset, batch_size=args.batch_size, flip=not args.no_flip,
-                             num_workers=args.num_workers)
+                             num_workers=args.num_workers, progress=not args.no_progress)
     save_features(args.out, feats, faceset.image_ids, faceset.labels if labelled else None)
     print(f"wrote {args.out}: {feats.shape[0]} x {feats.shape[1]} features"
           f"{'' if labelled else ' (no labels: plain image folder)'}; input {embedder.preprocessing.describe()}")

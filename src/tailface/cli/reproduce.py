@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from tailface.errors import ConfigError
@@ -41,6 +42,11 @@ def register(subparsers) -> None:
                         "as far as it is finished")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables from the cells finished so far (e.g. while a campaign runs)")
+    p.add_argument("--accept-changed-inputs", action="store_true",
+                   help="a finished or archived cell (or a trained stage of one) was trained on other data or inputs "
+                        "than now: keep it and go on (default: stop, naming what changed)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars in the cells (train.progress: false; changes no result or fingerprint)")
     p.add_argument("--archive", type=Path, default=None, metavar="DIR",
                    help="keep each finished cell's small records (metrics, cell.json, a regime's manifest, the split "
                         "reunion; never checkpoints) in DIR, laid out as OUT, for git: a cell archived with the same "
@@ -48,9 +54,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_cell_arguments(p) -> None:
-    """--seeds and --jobs, shared with ``tailface study``."""
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+def add_cell_arguments(p, seeds: int = 1, seeds_help: str = "") -> None:
+    """--seeds (default ``seeds``; ``seeds_help`` appended to its help) and --jobs, shared with ``tailface study``."""
+    p.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 (default {seeds}){seeds_help}")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="train N cells at once, each in its own process with its share of the CPU threads and its "
                         "output in OUT/logs/ (default 1; on a 2-core CPU, 2 is about 1.3x faster: docs/benchmarks.md)")
@@ -64,7 +70,7 @@ def check_cell_arguments(args) -> None:
 
 def run(args) -> int:
     # imported here, not at the top: the targets' writers cost about 1.5 s (see _TargetsHelp)
-    from tailface.evidence.cells import Profile
+    from tailface.evidence.cells import Profile, merged
     from tailface.evidence.reproduce import reproduce
     from tailface.evidence.targets import parse_names
 
@@ -73,9 +79,11 @@ def run(args) -> int:
         check_output_folder(args.out)  # before any work
     names = parse_names(args.name)
     profile = Profile.load(args.profile)
+    if args.no_progress:
+        profile = dataclasses.replace(profile, overrides=merged(profile.overrides, {"train": {"progress": False}}))
     out = args.out or Path("runs") / f"reproduce-{profile.name}"
     only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
     for name in reproduce(names, profile, args.seeds, out, args.data, train=not args.report_only, only=only,
-                          jobs=args.jobs, archive=args.archive):
+                          jobs=args.jobs, archive=args.archive, accept_changed=args.accept_changed_inputs):
         print(f"wrote {out / f'{name}.md'}")
     return 0

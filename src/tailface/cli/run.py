@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tailface.cli._experiment import add_experiment_arguments, run_from_args
+from tailface.cli.analyze import parse_thresholds
 from tailface.data.groups import GroupThresholds
 from tailface.data.open import open_faceset
 from tailface.errors import ConfigError
@@ -27,8 +28,10 @@ def register(subparsers) -> None:
                                           "dispersion heads.")
     n.add_argument("checkpoint", nargs="+", help="checkpoint(s) (final.pt / last.pt)")
     n.add_argument("--data", help="the training set the checkpoint was trained on (default: synthetic)")
-    n.add_argument("--groups", nargs=3, type=int, metavar=("A", "B", "C"), default=(21, 10, 4),
-                   help="group thresholds (default 21 10 4)")
+    n.add_argument("--thresholds", default=None, metavar="A,B,C",
+                   help="lower bounds of groups A,B,C in images per class (default 21,10,4), as in analyze, "
+                        "subset and perturb")
+    n.add_argument("--groups", nargs=3, type=int, default=None, help=argparse.SUPPRESS)  # the old spelling
     n.add_argument("--plot", help="write a PNG bar chart here")
     n.set_defaults(func=_norms)
 
@@ -41,10 +44,15 @@ def _norms(args: argparse.Namespace) -> int:
     # here, not at the top: the diagnostics read checkpoints with torch (1.4 s measured); `tailface --help` stays light
     from tailface.method.diagnostics import checkpoint_row_groups, norms_by_group, norms_table, plot_norms
 
-    try:
-        thresholds = GroupThresholds(*args.groups)
-    except ValueError as exc:
-        raise ConfigError(f"--groups: {exc}") from None
+    if args.groups is not None and args.thresholds is not None:
+        raise ConfigError("give the group thresholds once: --thresholds A,B,C (--groups A B C is its old spelling)")
+    if args.groups is not None:  # the old spelling, same meaning
+        try:
+            thresholds = GroupThresholds(*args.groups)
+        except ValueError as exc:
+            raise ConfigError(f"--groups: {exc}") from None
+    else:
+        thresholds = parse_thresholds(args.thresholds or "21,10,4")
     faceset = open_faceset(args.data)
     results = {}
     for ckpt in args.checkpoint:

@@ -26,6 +26,12 @@ def shipped_configs() -> dict[str, Path]:
     return {p.relative_to(root).with_suffix("").as_posix(): p for p in sorted(root.rglob("*.yaml"))}
 
 
+def is_shipped(path: str | Path) -> bool:
+    """Whether ``path`` is one of the shipped configs (their relative ``data/NAME`` paths name the
+    prepared sets: :func:`tailface.paths.resolve_prepared_spec`)."""
+    return Path(path).resolve().is_relative_to(_root().resolve())
+
+
 def describe(path: Path) -> str:
     """The first comment line of a config file (its one-line description)."""
     for line in path.read_text().splitlines():

@@ -34,6 +34,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
             rgb = img.convert("RGB")
     except UnidentifiedImageError:
         raise DataError(f"{name}: not a readable image ({len(data)} bytes, unknown format)") from None
+    except Image.DecompressionBombError as exc:  # PIL's guard against huge images: not a face crop
+        raise DataError(f"{name}: image too large to decode: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{name}: corrupt or truncated image: {exc}") from None
     return np.array(rgb, dtype=np.uint8)  # a writable copy

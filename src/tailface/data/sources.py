@@ -6,9 +6,9 @@ and the first few. With ``skip_bad=True`` those files are left out instead; ``sk
 (``(image_id, reason)``) and a warning is logged, so the image count is never silently wrong.
 Decoding happens only at :meth:`read` time: an image that exists but is corrupt or truncated raises
 a :class:`DataError` naming the file there (a FaceSet's length is fixed, so a bad image cannot be
-dropped mid-epoch). To find those up front, decode everything once with :func:`find_undecodable`
-and take ``faceset.subset(...)`` of the rest; ``tailface pack --skip-bad`` does exactly that while
-packing.
+dropped mid-epoch). To find those up front, a full decode pass (:mod:`tailface.data.decode_check`):
+``tailface check DATA`` lists them, ``data.options.skip_bad: true`` leaves them out of an
+experiment's data, and ``tailface pack --skip-bad`` leaves them out of a pack.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from tailface.data.decode_check import data_spec_of, undecodable
 from tailface.data.faceset import FaceSet
 from tailface.data.images import is_image_name, is_jpeg_or_png, read_file_bytes, read_image
 from tailface.errors import DataError
@@ -35,6 +35,7 @@ class FileFaceSet(FaceSet):
 
     paths: list[Path]
     skipped: list[tuple[str, str]]
+    skipped_paths: list[str]  # the file of each ``skipped`` entry
 
     def _read(self, i: int) -> np.ndarray:
         return read_image(self.paths[i])
@@ -55,12 +56,14 @@ class FileFaceSet(FaceSet):
             if not skip_bad:
                 examples = "; ".join(f"{p}: {why}" for _, p, why in bad[:_EXAMPLES])
                 raise DataError(f"{self.source}: {len(bad)} of {len(paths)} {what} files are missing "
-                                f"or empty (e.g. {examples}); to leave them out: tailface pack --skip-bad, or "
+                                f"or empty (e.g. {examples}); to list every unreadable image: tailface check "
+                                f"{data_spec_of(self.source)}; to leave them out: tailface pack --skip-bad, or "
                                 f"data.options.skip_bad: true in an experiment config")
             keep[[i for i, _, _ in bad]] = False
             log.warning("%s: skipped %d of %d %s files (missing or empty), e.g. %s", self.source,
                         len(bad), len(paths), what, bad[0][1])
         self.skipped = [(image_ids[i], why) for i, _, why in bad]
+        self.skipped_paths = [str(p) for _, p, _ in bad]
         self.paths = [p for p, k in zip(paths, keep) if k]
         self.image_ids = [s for s, k in zip(image_ids, keep) if k]
         raw = np.asarray(raw_labels, dtype=np.int64)[keep]
@@ -232,11 +235,6 @@ def _parse_int(text: str, path: Path, lineno: int, what: str) -> int:
 
 
 def find_undecodable(faceset: FaceSet, progress: bool = True) -> list[tuple[int, str]]:
-    """Decode every image once; ``(index, error message)`` of those that fail."""
-    bad = []
-    for i in tqdm(range(len(faceset)), desc="checking images", disable=not progress, unit="img"):
-        try:
-            faceset.read(i)
-        except DataError as exc:
-            bad.append((i, str(exc)))
-    return bad
+    """Decode every image once; ``(index, error message)`` of those that fail
+    (:func:`tailface.data.decode_check.undecodable`)."""
+    return undecodable(faceset, progress)

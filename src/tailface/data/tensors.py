@@ -1,7 +1,8 @@
 """FaceSet -> torch tensors, for training and for feature extraction: the one image-to-tensor path.
 
-Decoding is the FaceSet's ``read(i)`` (``HxWx3`` uint8 RGB); this module resizes (bilinear, only
-when the size differs), mirrors, and stacks into uint8 ``Bx3xHxW`` batches. :func:`normalize`
+Decoding is the FaceSet's ``read(i)`` (``HxWx3`` uint8 RGB; an image that cannot be read stops with
+its file, its problem and the ways out: :func:`tailface.data.decode_check.ways_out`); this module
+resizes (bilinear, only when the size differs), mirrors, and stacks into uint8 ``Bx3xHxW`` batches. :func:`normalize`
 turns a batch into network input on the device: tailface's preprocessing
 (:data:`tailface.data.preprocess.TAILFACE_PREPROCESSING`, ``(x - 127.5) / 128`` RGB), whose one
 formula for torch and NumPy lives in :mod:`tailface.data.preprocess`. Both datasets yield whole
@@ -24,8 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tailface.data.decode_check import ways_out
 from tailface.data.faceset import FaceSet
 from tailface.data.preprocess import TAILFACE_PREPROCESSING
+from tailface.errors import DataError
 
 
 def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -42,9 +45,17 @@ def load_images(faceset: FaceSet, indices, size: tuple[int, int], flips=None) ->
     h, w = size
     out = np.empty((len(indices), h, w, 3), dtype=np.uint8)
     for j, i in enumerate(indices):
-        image = resized(faceset.read(int(i)), size)
+        image = resized(_read(faceset, int(i)), size)
         out[j] = image[:, ::-1] if flips is not None and flips[j] else image
     return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+def _read(faceset: FaceSet, i: int) -> np.ndarray:
+    """``faceset.read(i)``; a DataError (the file and its problem) extended with the ways out."""
+    try:
+        return faceset.read(i)
+    except DataError as exc:
+        raise DataError(f"{exc}; {ways_out(str(faceset.source))}") from None
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,9 @@ The draw is four steps, each on the result of the one before (each renumbers the
 in order of their old label; a step that keeps everything returns its input unchanged):
 
 1. **open** (:func:`open_data`): the dataset spec with its options; every class must have an image.
+   With ``skip_bad: true`` the missing and empty files are left out when the source opens and the
+   images that do not decode after one full decode pass (:mod:`tailface.data.decode_check`); the
+   pool's ``skipped`` lists them all (``OUT/skipped.txt``).
 2. **hold-out** (``data.holdout``; ``subset --holdout``): ``fraction`` of the identities with at
    least ``min_images`` images are the test identities of the ``heldout`` protocol
    (:func:`open_heldout` returns them) and leave training.
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tailface.data.decode_check import without_unreadable
 from tailface.data.faceset import FaceSet
 from tailface.data.groups import GROUPS, GroupThresholds, group_of_counts
 from tailface.data.open import open_faceset
@@ -77,10 +81,31 @@ def group_rng(seed: int, group: str) -> np.random.Generator:
 # -- the steps ------------------------------------------------------------------------------------
 
 def open_data(spec: str, options: Mapping | None = None) -> FaceSet:
-    """Step 1: ``spec`` opened with ``options``; DataError unless every class has an image."""
-    faceset = open_faceset(spec, **dict(options or {}))
+    """Step 1: ``spec`` opened with ``options``; DataError unless every class has an image. With
+    ``skip_bad``, the images that do not decode are left out too (one decode pass, kept for the
+    process: :func:`tailface.data.decode_check.without_unreadable`)."""
+    options = dict(options or {})
+    faceset = open_faceset(spec, **options)
+    if options.get("skip_bad"):
+        faceset = without_unreadable(faceset)
     faceset.check_labels()
     return faceset
+
+
+def _keep_skipped(faceset: FaceSet, opened: FaceSet) -> FaceSet:
+    """``faceset`` (drawn from ``opened``) carrying ``opened.skipped``: the files left out when the
+    data opened, which the runner lists in ``OUT/skipped.txt``."""
+    skipped = getattr(opened, "skipped", None)
+    if skipped and faceset is not opened:
+        faceset.skipped = list(skipped)  # type: ignore[attr-defined]
+    return faceset
+
+
+def heldout_size(counts: np.ndarray, holdout: Mapping) -> tuple[int, int]:
+    """``(held out, eligible)``: how many identities ``holdout`` keeps out of training, of the
+    ``eligible`` ones (at least ``min_images`` images, default 2): ``round(fraction * eligible)``."""
+    eligible = int((np.asarray(counts) >= int(holdout.get("min_images", 2))).sum())
+    return int(round(float(holdout.get("fraction", 0.2)) * eligible)), eligible
 
 
 def heldout_classes(faceset: FaceSet, holdout: Mapping, where: str = "data") -> np.ndarray:
@@ -88,7 +113,7 @@ def heldout_classes(faceset: FaceSet, holdout: Mapping, where: str = "data") -> 
     least ``min_images`` (default 2) images, drawn by ``seed`` (default 0)."""
     min_images = int(holdout.get("min_images", 2))
     eligible = np.flatnonzero(faceset.class_counts() >= min_images)
-    n = int(round(float(holdout.get("fraction", 0.2)) * len(eligible)))
+    n, _ = heldout_size(faceset.class_counts(), holdout)
     if n < 2:
         raise ConfigError(f"{where}: data.holdout leaves {n} test identities; it needs at least 2 "
                           f"(identities with >= {min_images} images: {len(eligible)})")
@@ -185,8 +210,9 @@ def select_groups(faceset: FaceSet, subset: str, thresholds: GroupThresholds,
 def open_pool(data: DataConfig) -> FaceSet:
     """Steps 1-3 for a ``data:`` block: the data without the held-out identities, then the sample;
     the set whose class sizes define the groups, from which every stage selects its classes."""
-    faceset = without_heldout(open_data(data.train, data.options), data.holdout, data.train)
-    return sample_images(faceset, data.sample, data.train)
+    opened = open_data(data.train, data.options)
+    faceset = without_heldout(opened, data.holdout, data.train)
+    return _keep_skipped(sample_images(faceset, data.sample, data.train), opened)
 
 
 def training_set(pool: FaceSet, data: DataConfig) -> FaceSet:

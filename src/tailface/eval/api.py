@@ -4,9 +4,12 @@ The protocols come from the registry (:mod:`tailface.eval.protocols`): ``synthet
 synthetic identities), ``blufr`` (BLUFR on LFW), ``lfw`` (LFW 6,000 pairs), ``megaface-proxy``
 (MegaFace-style identification on LFW). For a checkpoint, the features of each evaluation set
 that the requested protocols need are extracted once (flip fusion); those of a cached set (LFW)
-are kept in ``out_dir`` as ``<set>_features_<key>.npz``, the key naming the checkpoint file and
-its modification time (and, when the pack records one or ``--data-template`` / ``--template`` is
-given, the templates: a re-aligned pack is not read from an old cache).
+are kept in ``out_dir`` as ``<set>_features_<key>.npz``, the key naming the model file's bytes,
+the preprocessing overrides, the set's fingerprint (:mod:`tailface.fingerprints`: another pack
+evaluated into the same ``out_dir`` is never read from the first one's cache) and, when the pack
+records one or ``--data-template`` / ``--template`` is given, the templates. ``metrics.json``
+records the evaluation sets it read (``eval_sets``: spec and fingerprint, :func:`eval_set_record`)
+and the model file's sha256.
 
 The model's alignment template is compared with each aligned evaluation set's
 (:mod:`tailface.eval.alignment_check`): a difference is a warning naming both, a missing record a
@@ -23,12 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from tailface.atomic import write_text
+from tailface.data.faceset import FaceSet
 from tailface.errors import ProtocolError
 from tailface.eval.alignment_check import AlignmentCheck, TemplateOf, data_template, model_template
 from tailface.eval.embedder import embedder_key, load_embedder
 from tailface.eval.features import load_features, save_features
 from tailface.eval.protocols import EvalOptions, Features, get_eval_set, get_protocol, parse_protocols, protocols_in
+from tailface.eval.protocols.registry import EvalSet
 from tailface.eval.vectors import checked_features
+from tailface.fingerprints import dataset_print, faceset_print, file_print
 from tailface.provenance import runtime
 
 
@@ -105,39 +111,70 @@ def _data_template_key(data: TemplateOf | None, data_override: str | None) -> st
     return f"|data={data.template}|{data.origin}"
 
 
+def eval_set_record(eval_set: EvalSet, options: EvalOptions, faceset: FaceSet) -> dict:
+    """What ``metrics.json`` records of an evaluation set it read (``eval_sets``): its spec (the
+    pack, else the set's source) and fingerprint (:func:`tailface.fingerprints.dataset_print` of
+    the pack as opened, else :func:`~tailface.fingerprints.faceset_print`), images, classes."""
+    pack = eval_set.pack(options) if eval_set.pack is not None else None
+    found = dataset_print(pack, faceset) if pack is not None else {"spec": str(faceset.source),
+                                                                    **faceset_print(faceset)}
+    return {"spec": str(found["spec"]), "fingerprint": found["sha256"], "images": len(faceset),
+            "classes": faceset.num_classes}
+
+
+def eval_set_prints(protocols, lfw=None) -> dict[str, dict]:
+    """The prints of the evaluation sets ``protocols`` read, from their files alone (cheap; the
+    inputs of an experiment's evaluation stage): each pack's, the synthetic generator's."""
+    options = EvalOptions(None if lfw is None else Path(lfw))
+    prints = {}
+    for name in dict.fromkeys(get_protocol(p).eval_set for p in parse_protocols(protocols)):
+        eval_set = get_eval_set(name)
+        pack = eval_set.pack(options) if eval_set.pack is not None else "synthetic" if name == "synthetic" else None
+        if pack is not None:
+            prints[f"eval set {name}"] = dataset_print(pack)
+    return prints
+
+
 def _features_of_set(embedder, set_name: str, key: str, out_dir: Path,
-                     options: EvalOptions) -> tuple[Features, Path | None]:
+                     options: EvalOptions) -> tuple[Features, Path | None, dict]:
+    """The set's features (read from OUT's cache when it holds them for this model, preprocessing
+    and set: the set's fingerprint is part of the cache's name) and its record (:func:`eval_set_record`)."""
     eval_set = get_eval_set(set_name)
-    cache = out_dir / f"{set_name}_features_{key}.npz" if eval_set.cache else None
+    faceset = eval_set.open(options, embedder.image_size)  # first: what it holds keys the cache
+    record = eval_set_record(eval_set, options, faceset)
+    name = f"{set_name}_features_{_cache_key(key + '|' + record['fingerprint'])}.npz"
+    cache = out_dir / name if eval_set.cache else None
     if cache is not None and cache.is_file():
-        return read_features(cache), cache
-    faceset = eval_set.open(options, embedder.image_size)
-    feats = embedder.extract(faceset, options.batch_size, flip=True)
+        return read_features(cache), cache, record
+    feats = embedder.extract(faceset, options.batch_size, flip=True, progress=options.progress)
     if cache is None:
-        return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(faceset.source)), None
+        return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(faceset.source)), None, record
     out_dir.mkdir(parents=True, exist_ok=True)
     save_features(cache, feats, faceset.image_ids, faceset.labels)
-    return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(cache)), cache
+    return Features(feats, list(faceset.image_ids), np.asarray(faceset.labels), str(cache)), cache, record
 
 
 def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lfw=None,
                         faces_root=None, batch_size: int = 64, plots: bool = True, heldout=None, *, size=None,
-                        mean=None, std=None, channel_order=None, template=None, data_template_name=None) -> dict:
+                        mean=None, std=None, channel_order=None, template=None, data_template_name=None,
+                        device=None, progress: bool = True) -> dict:
     """Evaluate a model file (a tailface ``.pt`` checkpoint or an ``.onnx`` model, through
-    :func:`tailface.eval.embedder.load_embedder`; ``size``, ``mean``, ``std``, ``channel_order``,
-    ``template`` override its preprocessing; ``data_template_name``: the template the evaluation
-    packs were cut with, over their records); returns (and writes to ``out_dir/metrics.json``) the metrics."""
+    :func:`tailface.eval.embedder.load_embedder`, on ``device``, None: CUDA when available; ``size``,
+    ``mean``, ``std``, ``channel_order``, ``template`` override its preprocessing; ``data_template_name``:
+    the template the evaluation packs were cut with, over their records; ``progress``: progress bars);
+    returns (and writes to ``out_dir/metrics.json``) the metrics."""
     protocols = parse_protocols(protocols)
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     overrides = {"size": size, "mean": mean, "std": std, "channel_order": channel_order, "template": template}
-    embedder = load_embedder(checkpoint, **overrides)
+    embedder = load_embedder(checkpoint, device=device, **overrides)
     model = model_template(str(checkpoint), embedder.preprocessing.template, template)
     check = AlignmentCheck()
     check.set_model(model)
     options = EvalOptions(None if lfw is None else Path(lfw), None if faces_root is None else Path(faces_root),
-                          batch_size, heldout, template=model.template)
+                          batch_size, heldout, template=model.template, progress=progress)
     key = embedder_key(checkpoint, **overrides)
-    metrics: dict = {"checkpoint": str(checkpoint), "preprocessing": embedder.preprocessing.describe()}
+    metrics: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_print(checkpoint)["sha256"],
+                     "preprocessing": embedder.preprocessing.describe(), "eval_sets": {}}
     for set_name in dict.fromkeys(get_protocol(p).eval_set for p in protocols):
         eval_set = get_eval_set(set_name)
         pack = eval_set.pack(options) if eval_set.pack is not None else None
@@ -146,7 +183,8 @@ def evaluate_checkpoint(checkpoint, protocols=("synthetic",), out_dir="eval", lf
             data = data_template(pack, data_template_name)
             check.compare(pack, data)
         set_key = _cache_key(key + _data_template_key(data, data_template_name))
-        features, cache = _features_of_set(embedder, set_name, set_key, out_dir, options)
+        features, cache, metrics["eval_sets"][set_name] = _features_of_set(embedder, set_name, set_key, out_dir,
+                                                                           options)
         if cache is not None:
             metrics[f"{set_name}_features"] = str(cache)
         metrics.update(evaluate_protocols(features, [p for p in protocols if get_protocol(p).eval_set == set_name],
@@ -162,6 +200,6 @@ def evaluate_features(features_path, protocols=("blufr", "lfw", "megaface-proxy"
     evaluation set, with labels, for ``synthetic``)."""
     features = read_features(features_path)
     options = EvalOptions(faces_root=None if faces_root is None else Path(faces_root))
-    metrics: dict = {"features": str(features_path)}
+    metrics: dict = {"features": str(features_path), "features_sha256": file_print(features_path)["sha256"]}
     metrics.update(evaluate_protocols(features, protocols, options))
     return _finish(metrics, Path(out_dir), plots)

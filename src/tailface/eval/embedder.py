@@ -52,6 +52,7 @@ from tailface.data.preprocess import (
 from tailface.data.tensors import EvalBatches
 from tailface.errors import ConfigError, DataError, TailfaceError
 from tailface.eval.features import extract_features
+from tailface.fingerprints import file_print
 from tailface.train.checkpoint import checkpoint_image_size, checkpoint_template, load_model
 
 ONNX_EXTRA = "pip install 'tailface[onnx]'"
@@ -231,10 +232,10 @@ def load_embedder(path, *, size=None, mean=None, std=None, channel_order=None, t
 
 
 def embedder_key(path, size=None, mean=None, std=None, channel_order=None, template=None) -> str:
-    """Text that changes when the model file or the preprocessing overrides change (cache keys)."""
-    path = Path(path)
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{size}|{mean}|{std}|{channel_order}"
+    """Text that changes when the model file's bytes (:func:`tailface.fingerprints.file_print`: not its
+    name or time, so a model replaced by another of the same size and time is not taken for it) or
+    the preprocessing overrides change (cache keys)."""
+    key = f"{file_print(path)['sha256']}|{size}|{mean}|{std}|{channel_order}"
     return key if template is None else f"{key}|{template}"
 
 

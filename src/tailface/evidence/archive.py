@@ -24,7 +24,13 @@ Rules (:mod:`tailface.evidence.reproduce`):
   retrained, unless a cell that starts from it (ours from ab) must train and needs its checkpoint:
   then it is retrained and its figures compared with the archived ones (a loud warning naming the
   cell when they differ; the archive keeps its own); a cell archived with another configuration
-  is refused (ConfigError naming both files).
+  is refused (ConfigError naming both files);
+- ``cell.json`` also records the training data the cell was trained on (``data``: the print of
+  :func:`tailface.fingerprints.dataset_print`, whose digest holds no path): a cell, archived or
+  finished in OUT, trained on another dataset than the run's (the same spec or ``$TAILFACE_DATA``
+  naming other data) is refused (:func:`check_data`: ConfigError naming the change and
+  ``--accept-changed-inputs``, which keeps it); a record without ``data`` (archived before
+  fingerprints) is unknown, not a change.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 from tailface.atomic import atomic_path, write_text
 from tailface.errors import ConfigError
 from tailface.evidence import cells, tables
+from tailface.fingerprints import ACCEPT_FLAG, describe_change
 from tailface.paths import prepared_root
 
 RECORD = "cell.json"
@@ -88,15 +95,50 @@ def _neutral(value: Any, prefixes: list[tuple[str, str]]) -> Any:
     return value
 
 
+def _prefixes(root: Path) -> list[tuple[str, str]]:
+    return [(str(Path(root).absolute()), "<OUT>"), (str(root), "<OUT>"),
+            (str(prepared_root().absolute()), "<TAILFACE_DATA>")]
+
+
+def _without_progress(value: Any) -> Any:
+    """``value`` without any ``progress`` key (progress bars on or off change no result)."""
+    if isinstance(value, dict):
+        return {k: _without_progress(v) for k, v in value.items() if k != "progress"}
+    return value
+
+
 def fingerprint(doc: dict, root: Path, perturbation: dict | None = None) -> str:
-    """sha256 of a cell's configuration (``cells.cell_config``) and its regime's perturbation, with
-    the run folder written as ``<OUT>`` and the prepared data root as ``<TAILFACE_DATA>``: the same
-    cell in another run folder, or a clone elsewhere, has the same fingerprint."""
-    prefixes = [(str(Path(root).absolute()), "<OUT>"), (str(root), "<OUT>"),
-                (str(prepared_root().absolute()), "<TAILFACE_DATA>")]
-    canonical = json.dumps({"config": _neutral(doc, prefixes), "perturbation": _neutral(perturbation, prefixes)},
-                           sort_keys=True, separators=(",", ":"))
+    """sha256 of a cell's configuration (``cells.cell_config``, without ``progress`` keys:
+    ``--no-progress``) and its regime's perturbation, with the run folder written as ``<OUT>`` and
+    the prepared data root as ``<TAILFACE_DATA>``: the same cell in another run folder, or a clone
+    elsewhere, has the same fingerprint."""
+    prefixes = _prefixes(root)
+    record = {"config": _neutral(_without_progress(doc), prefixes), "perturbation": _neutral(perturbation, prefixes)}
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def data_record(spec: str, found: dict, root: Path) -> dict:
+    """What ``cell.json`` keeps of the training data's print ``found``: spec (``<OUT>`` and
+    ``<TAILFACE_DATA>`` for those folders), digest, its parts and counts."""
+    return {**found, "spec": _neutral(spec, _prefixes(root))}
+
+
+def check_data(record: dict, current: dict | None, where: Path, what: str, redo: str, accept_changed: bool) -> str:
+    """``"same"``, ``"unknown"`` (``record`` has no ``data``: written before dataset fingerprints)
+    or ``"accepted"`` (another dataset, kept: ``accept_changed``); ConfigError naming the change, the
+    flag and ``redo`` (how to train it again) when the data differs."""
+    old = record.get("data")
+    if current is None:
+        return "same"
+    if not isinstance(old, dict) or "sha256" not in old:
+        return "unknown"
+    if old["sha256"] == current["sha256"]:
+        return "same"
+    if not accept_changed:
+        raise ConfigError(f"{where}: {what} was trained on other data than this run's "
+                          f"({describe_change('data', old, current)}); {redo}, or {ACCEPT_FLAG} to keep it")
+    return "accepted"
 
 
 @dataclass(frozen=True)
@@ -121,9 +163,11 @@ class Archive:
                               f"{self.cell(model, seed)}") from None
         return doc if isinstance(doc, dict) else {}
 
-    def holds(self, model: str, seed: int, config_sha256: str, cell: Path) -> bool:
-        """Whether the cell is archived with this configuration. ConfigError, naming the archived
-        record and the cell's ``config.yaml``, when it was archived with another."""
+    def holds(self, model: str, seed: int, config_sha256: str, cell: Path, data: dict | None = None,
+              accept_changed: bool = False, unknown: list | None = None) -> bool:
+        """Whether the cell is archived with this configuration (and, ``data`` given, trained on this
+        data: :func:`check_data`; a record without it is appended to ``unknown``). ConfigError,
+        naming the archived record and the cell's ``config.yaml``, when it was archived with another."""
         doc = self.record(model, seed)
         if doc is None:
             return False
@@ -132,6 +176,10 @@ class Archive:
                               f"configuration (config_sha256 {str(doc.get('config_sha256'))[:12]}) than "
                               f"{cell / 'config.yaml'} has now ({config_sha256[:12]}); delete "
                               f"{self.cell(model, seed)} to train it again, or use another --archive")
+        found = check_data(doc, data, self.record_path(model, seed), f"{model} seed {seed}",
+                           f"delete {self.cell(model, seed)} to train it again, use another --archive", accept_changed)
+        if found == "unknown" and unknown is not None:
+            unknown.append(self.record_path(model, seed))
         return True
 
     def keep(self, run_root: Path, files: list[str], record_file: str | None = None,

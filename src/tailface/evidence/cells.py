@@ -23,7 +23,11 @@ Models (``MODELS``), each derived from the profile's family of shipped configs:
   (``tailface reproduce probes``), compared on the BLUFR development split;
 - ``MODEL@REGIME`` (``ab@split``, ``ours@long``): ``ab``, ``abcd`` or ``ours`` trained in a regime
   of :mod:`tailface.evidence.regimes` (a perturbed training set, or 3x the epochs); ``ours@R``
-  starts from ``ab@R`` of the same seed (``tailface reproduce regimes``).
+  starts from ``ab@R`` of the same seed (``tailface reproduce regimes``);
+- the methods of :mod:`tailface.evidence.methods` (issue 21): the rows new to this table
+  (``subcenter-arcface``, ``adaface``, ...: ``methods.SHIPPED``, each a shipped config of the
+  profile's family, possibly of another experiment kind) and every row on the shallow set,
+  ``MODEL@shallow`` (``regimes.SHALLOW``: at most 2 images per identity, its own groups).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 
 from tailface.configs import resolve_config
 from tailface.errors import ConfigError
-from tailface.evidence import regimes
+from tailface.evidence import methods, regimes
 from tailface.experiment.kinds import ExperimentKind, default_kind, kind_named
 from tailface.paths import prepared_path
 from tailface.yaml_config import read_yaml, unknown_key
@@ -161,9 +165,9 @@ PROBED = {"ours": [m for m, v in VARIANTS.items() if v.of == "ours"],
           "arcface-ours": [m for m, v in VARIANTS.items() if v.of == "arcface-ours"]}
 METHOD_MODELS = {*NK_FACTORS, "arcface-ours"}
 METHOD_MODELS |= {m for m, v in VARIANTS.items() if v.of in METHOD_MODELS}
-METHOD_MODELS |= {m for m in regimes.REGIME_MODELS if regimes.parse(m)[0] in METHOD_MODELS}
+METHOD_MODELS |= {m for m in [*regimes.REGIME_MODELS, *methods.SHALLOW_MODELS] if regimes.parse(m)[0] in METHOD_MODELS}
 MODELS = [*SOFTMAX_GROUPS, *BASELINES, *NK_FACTORS, "arcface-ours", *SWEEP, *FIG3_MODELS, *VARIANTS,
-          *regimes.REGIME_MODELS]
+          *regimes.REGIME_MODELS, *methods.SHIPPED, *methods.SHALLOW_MODELS]
 
 
 def cell_dir(root: Path, model: str, seed: int) -> Path:
@@ -172,6 +176,8 @@ def cell_dir(root: Path, model: str, seed: int) -> Path:
 
 # the experiment kind (tailface.experiment.kinds) of each model's cells; a model not listed is a baseline
 CELL_KINDS: dict[str, str] = dict.fromkeys(sorted(METHOD_MODELS), "aggregate-and-disperse")
+CELL_KINDS.update({m: s.kind for m, s in methods.SHIPPED.items() if s.kind != "baseline"})  # e.g. SST's kind
+CELL_KINDS.update({m: CELL_KINDS[b] for m in methods.SHALLOW_MODELS if (b := regimes.parse(m)[0]) in CELL_KINDS})
 
 
 def cell_kind(model: str) -> ExperimentKind:
@@ -195,6 +201,8 @@ def dependencies(model: str) -> list[str]:
     if regimes.is_regime_model(model):  # the same regime's base cell: ours@split starts from ab@split
         base, regime = regimes.parse(model)
         return [regimes.model_name(d, regime.name) for d in dependencies(base)]
+    if model in methods.SHIPPED:  # a kind of its own: the cell its row names, if any
+        return [b] if (b := methods.SHIPPED[model].base) else []
     return [VARIANTS[model].base if model in VARIANTS else "ab"]
 
 
@@ -207,6 +215,12 @@ def merged(doc: dict, overrides: dict) -> dict:
         else:
             out[block] = copy.deepcopy(changes)
     return out
+
+
+def _start_from(doc: dict, shipped: methods.Shipped, checkpoint: Path) -> None:
+    """Point the ``base`` key of the block of ``shipped``'s kind at ``checkpoint`` (its base cell's model)."""
+    block = kind_named(shipped.kind).blocks[0].name
+    doc[block] = {**(doc.get(block) or {}), "base": str(checkpoint)}
 
 
 def fig3_sizes(faceset, thresholds) -> tuple[int, int]:
@@ -237,8 +251,12 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
         doc = cell_config(profile, of, seed, root, spec, fig3_sizes)
         if regime.epochs_factor != 1:
             doc = regimes.longer(doc, regime.epochs_factor)
+        if regime.groups is not None:  # the shallow set: its own groups (regimes.SHALLOW)
+            doc["data"]["groups"] = regimes.groups_block(regime)
         if model in METHOD_MODELS:
             doc["method"]["base"] = str(final_checkpoint(root, dependencies(model)[0], seed))
+        elif of in methods.SHIPPED and dependencies(model):
+            _start_from(doc, methods.SHIPPED[of], final_checkpoint(root, dependencies(model)[0], seed))
         doc["name"] = f"{model}-seed{seed}"
         return doc
     if model in SOFTMAX_GROUPS or model in SWEEP or model in FIG3_MODELS:
@@ -249,6 +267,11 @@ def cell_config(profile: Profile, model: str, seed: int, root: Path, data: str |
             doc["data"]["subset_seed"] = seed
     elif model in BASELINES:
         doc = profile.baseline(BASELINES[model])
+    elif model in methods.SHIPPED:  # a method's row: its shipped config (a head, or a kind of its own)
+        shipped = methods.SHIPPED[model]
+        doc = read_yaml(resolve_config(shipped.config(profile.family)))
+        if shipped.base is not None:
+            _start_from(doc, shipped, final_checkpoint(root, shipped.base, seed))
     else:
         doc = profile.method()
         method = doc.setdefault("method", {})

@@ -36,12 +36,22 @@ def threads_per_job(jobs: int) -> int:
 
 
 def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
-              dependencies: Callable[[str], list[str]], logs: Path, say: Callable[[str, str], None]) -> None:
+              dependencies: Callable[[str], list[str]], logs: Path, say: Callable[[str, str], None],
+              started: Callable[[Cell], None] | None = None,
+              finished_cell: Callable[[Cell], None] | None = None) -> None:
     """Call ``train(model, seed)`` for every cell of ``todo``, ``jobs`` of them at once.
-    ``train`` must be picklable (a module-level function or a ``functools.partial`` of one)."""
+    ``train`` must be picklable (a module-level function or a ``functools.partial`` of one).
+    ``started(cell)`` / ``finished_cell(cell)``: called in this process as each cell starts and
+    ends (progress across cells: :class:`tailface.evidence.progress.CellProgress`)."""
+    def note(hook: Callable[[Cell], None] | None, cell: Cell) -> None:
+        if hook is not None:
+            hook(cell)
+
     if jobs <= 1:
-        for model, seed in todo:
-            train(model, seed)
+        for cell in todo:
+            note(started, cell)
+            train(*cell)
+            note(finished_cell, cell)
         return
     logs.mkdir(parents=True, exist_ok=True)
     waiting, finished = list(todo), set()
@@ -66,6 +76,7 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
                 running[cell] = (child, log)
                 waiting.remove(cell)
                 say(f"{cell[0]} seed {cell[1]}", f"started (log: {log})")
+                note(started, cell)
             if not running:  # nothing can start: a dependency cycle, which cells.dependencies never makes
                 raise ConfigError(f"cells {waiting} wait on each other")
             wait([process.sentinel for process, _ in running.values()])
@@ -82,6 +93,7 @@ def run_cells(todo: list[Cell], jobs: int, train: Callable[[str, int], None],
                     raise ConfigError(text) if cell in messages else WorkerFailed(text)
                 finished.add(cell)
                 say(f"{cell[0]} seed {cell[1]}", "finished")
+                note(finished_cell, cell)
     finally:
         for process, _ in running.values():
             process.terminate()

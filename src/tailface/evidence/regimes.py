@@ -13,6 +13,11 @@ A regime is the profile's training set as is, perturbed the ways web-crawled lon
     split+noise   both, split first                                              both of the above
     long          the clean set, 3x the epochs                                   -
 
+and, apart from that table (the ``shallow`` target's, :data:`SHALLOW`; not a row of ``regimes``):
+
+    shallow       at most 2 images per identity, every identity kept             --shallow 2
+                  (groups a=3, b=2, c=1: head = the 2-image identities)
+
 A regime's cells are the models named ``MODEL@REGIME`` (``ab@split``: :func:`model_name`), in
 ``ROOT/cells/ab@split/seed<k>/``; the clean regime's are the ordinary ``ab``, ``abcd``, ``ours``.
 The perturbation seed is the cell seed, so the spread over seeds includes the perturbation draw;
@@ -53,10 +58,12 @@ class Regime:
     split: tuple[float, float] | None = None  # --split-head SHARE:IMAGES
     noise: tuple[float, float] | None = None  # --tail-noise SHARE:OPEN
     epochs_factor: int = 1  # the profile's epochs (and milestones) times this
+    shallow: int | None = None  # --shallow MAX: at most MAX images per identity
+    groups: tuple[int, int, int] | None = None  # the cells' data.groups (a, b, c) on this set; None: the profile's
 
     @property
     def perturbed(self) -> bool:
-        return self.split is not None or self.noise is not None
+        return self.split is not None or self.noise is not None or self.shallow is not None
 
 
 REGIMES = (
@@ -68,7 +75,12 @@ REGIMES = (
     Regime("split+noise", "the split, then 20% tail noise (half open-set)", split=(0.5, 0.3), noise=(0.2, 0.5)),
     Regime("long", "the clean set trained 3x longer (epochs and milestones x3)", epochs_factor=3),
 )
-BY_NAME = {r.name: r for r in REGIMES}
+# The shallow set (issue 21, ``tailface reproduce shallow``): SST's regime, at most 2 images per identity and
+# every identity kept. The profile's groups (A >= 21 ...) would put every identity in D and leave AB empty, so
+# its cells use a=3, b=2, c=1: the head (B) is the identities with 2 images, the tail (C) those with 1.
+SHALLOW = Regime("shallow", "at most 2 images per identity, every identity kept (the 2-image identities are the "
+                 "head, the 1-image ones the tail)", shallow=2, groups=(3, 2, 1))
+BY_NAME = {r.name: r for r in (*REGIMES, SHALLOW)}
 MODELS = ("ab", "abcd", "ours")  # trained in every regime, in this order
 SEP = "@"
 REUNION = "split_reunion.json"
@@ -104,16 +116,19 @@ def manifest_path(root: Path, regime: str, seed: int) -> Path:
 
 
 def plan(regime: Regime, seed: int, thresholds: GroupThresholds) -> Perturbation:
-    return Perturbation(split=regime.split, noise=regime.noise, seed=seed, thresholds=thresholds)
+    return Perturbation(split=regime.split, noise=regime.noise, shallow=regime.shallow, seed=seed,
+                        thresholds=thresholds)
 
 
 def _built_with(manifest: dict) -> dict:
     """What a manifest says its set was built from (compared with what a run needs)."""
     split, noise = manifest.get("split") or None, manifest.get("noise") or None
-    return {"source": manifest.get("source", {}).get("spec"), "seed": manifest.get("seed"),
-            "thresholds": manifest.get("thresholds"),
-            "split": [split["share"], split["images"]] if split else None,
-            "noise": [noise["share"], noise["open"]] if noise else None}
+    shallow = manifest.get("shallow") or None
+    built = {"source": manifest.get("source", {}).get("spec"), "seed": manifest.get("seed"),
+             "thresholds": manifest.get("thresholds"),
+             "split": [split["share"], split["images"]] if split else None,
+             "noise": [noise["share"], noise["open"]] if noise else None}
+    return {**built, "shallow": shallow["max"]} if shallow else built
 
 
 def build(root: Path, regime: Regime, seed: int, spec: str, options: dict, thresholds: GroupThresholds) -> Path:
@@ -131,6 +146,8 @@ def build(root: Path, regime: Regime, seed: int, spec: str, options: dict, thres
         wanted = {"source": reference, "seed": seed, "thresholds": asdict(thresholds),
                   "split": list(regime.split) if regime.split else None,
                   "noise": list(regime.noise) if regime.noise else None}
+        if regime.shallow is not None:
+            wanted["shallow"] = regime.shallow
         if built != wanted:
             differ = ", ".join(k for k in wanted if built.get(k) != wanted[k])
             raise ConfigError(f"{folder / MANIFEST_NAME}: the perturbed set of regime {regime.name} seed {seed} was "
@@ -145,12 +162,23 @@ def build(root: Path, regime: Regime, seed: int, spec: str, options: dict, thres
 
 
 def perturbation(name: str, seed: int) -> dict | None:
-    """A regime cell's regime: its name, split, noise, seed and epochs factor; None when clean."""
+    """A regime cell's regime: its name, split, noise, seed and epochs factor (and, only when set, its
+    shallow cap and groups: the fingerprints of the other regimes' cells stay as archived); None when clean."""
     if not is_regime_model(name):
         return None
     _, regime = parse(name)
-    return {"regime": regime.name, "split": regime.split, "noise": regime.noise, "seed": seed,
-            "epochs_factor": regime.epochs_factor}
+    out: dict[str, object] = {"regime": regime.name, "split": regime.split, "noise": regime.noise, "seed": seed,
+                              "epochs_factor": regime.epochs_factor}
+    if regime.shallow is not None:
+        out["shallow"] = regime.shallow
+    if regime.groups is not None:
+        out["groups"] = groups_block(regime)
+    return out
+
+
+def groups_block(regime: Regime) -> dict | None:
+    """The ``data.groups`` block of the regime's cells (``{a, b, c}``); None: the profile's."""
+    return None if regime.groups is None else dict(zip("abc", regime.groups))
 
 
 def record(root: Path, name: str, seed: int) -> dict | None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,24 +31,44 @@ from tailface.data.perturb.manifest import MANIFEST_NAME
 from tailface.data.training_set import open_pool
 from tailface.errors import ConfigError
 from tailface.evidence import cells, parallel, regimes, tables
-from tailface.evidence.archive import Archive, fingerprint
+from tailface.evidence.archive import Archive, check_data, data_record, fingerprint
 from tailface.evidence.cells import Profile
+from tailface.evidence.progress import Cell, CellProgress
 from tailface.evidence.targets import Inputs, Report, Target, get_target
 from tailface.experiment import ExperimentConfig, run_experiment
 from tailface.experiment.config import DataConfig
 from tailface.experiment.stages import say
+from tailface.fingerprints import dataset_print
 from tailface.locks import hold
 from tailface.provenance import claim_output_folder, run_record
 
 
-def needed_models(names: list[str]) -> list[str]:
-    """The cells' models of the targets ``names`` in training order (base models first, each once)."""
+@dataclass(frozen=True)
+class Invocation:
+    """Which command runs the cells and writes the pages: ``tailface reproduce`` (the default) or
+    ``tailface study`` (:mod:`tailface.evidence.study`)."""
+
+    verb: str = "reproduce"  # log lines ``tailface <verb>: ...``, and the command the cells' runs name
+    command: str | None = None  # the command line that rewrites every page; None: ``tailface reproduce <target> ...``
+    paper_note: bool = True  # the page header's sentence on the paper's setup and our proxies of it
+    # called once the cells are planned, before any trains, with the cells to train and the finished ones;
+    # returns each cell's estimated seconds (the progress's ETA) or None
+    before_training: Callable[[list[Cell], list[Cell]], dict[Cell, float] | None] | None = None
+    # models trained besides the targets' (and their base models), after them: ``tailface study --methods``
+    also: tuple[str, ...] = ()
+
+
+REPRODUCE = Invocation()
+
+
+def needed_models(names: list[str], also: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The cells' models of the targets ``names``, then the models ``also``, in training order (base
+    models first, each once)."""
     order: list[str] = []
-    for name in names:
-        for model in get_target(name).models:
-            for m in [*cells.dependencies(model), model]:
-                if m not in order:
-                    order.append(m)
+    for model in [*(model for name in names for model in get_target(name).models), *also]:
+        for m in [*cells.dependencies(model), model]:
+            if m not in order:
+                order.append(m)
     return order
 
 
@@ -56,16 +78,30 @@ def cell_experiment(profile: Profile, root: Path, data: str | None, sizes, model
     return cells.cell_dir(root, model, seed), ExperimentConfig.from_dict(doc, f"{model} seed {seed}")
 
 
-def finished(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int) -> bool:
+def finished(profile: Profile, root: Path, data: str | None, sizes, model: str, seed: int,
+             data_print: dict | None = None, accept_changed: bool = False, unknown: list | None = None,
+             *, verb: str = "reproduce") -> bool:
     """Whether the cell is trained and evaluated, with the current settings: a finished cell trained
-    with other settings (e.g. before a shipped config was retuned) is refused with its folder named.
+    with other settings (e.g. before a shipped config was retuned) is refused with its folder named,
+    and so is one trained on other data than ``data_print`` (its ``cell.json``'s ``data``;
+    ``accept_changed``: kept, the record updated; a record without it: appended to ``unknown``).
     Cheap for a cell not finished (its config, which may name a base model not trained yet, is not
     built)."""
     if not (cells.metrics_path(root, model, seed).is_file() and cells.final_checkpoint(root, model, seed).is_file()):
         return False
     out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
     claim_output_folder(out, cfg.to_dict())
-    say(f"{model} seed {seed}", f"done ({out}), skipped", "reproduce")
+    record = out / "cell.json"
+    doc = json.loads(record.read_text()) if record.is_file() else {}
+    found = check_data(doc, data_print, record, f"{model} seed {seed}",
+                       f"delete {out} to train it again, use another --out", accept_changed)
+    if found == "unknown" and unknown is not None:
+        unknown.append(record)
+    if found == "accepted" and doc:
+        write_text(record, json.dumps({**doc, "data": data_print}, indent=1))
+        say(f"{model} seed {seed}", "WARNING: trained on other data than this run's; kept (--accept-changed-inputs)",
+            verb)
+    say(f"{model} seed {seed}", f"done ({out}), skipped", verb)
     return True
 
 
@@ -103,21 +139,26 @@ def archive_cell(root: Path, store: Archive, model: str, seed: int, config_sha25
 
 
 def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, model: str, seed: int,
-             archive: Path | None = None) -> None:
-    if finished(profile, root, data, sizes, model, seed):
+             archive: Path | None = None, *, data_print: dict | None = None, accept_changed: bool = False,
+             verb: str = "reproduce") -> None:
+    """Train and evaluate one cell (unless finished), then write its ``cell.json``: who trained it,
+    its configuration's fingerprint and ``data`` (``data_print``: the training data's print)."""
+    if finished(profile, root, data, sizes, model, seed, data_print, accept_changed, verb=verb):
         return
     out, cfg = cell_experiment(profile, root, data, sizes, model, seed)
     claim_output_folder(out, cfg.to_dict())  # an interrupted cell trained with other settings is refused too
     perturbed_data(profile, root, data, model, seed)
-    say(f"{model} seed {seed}", f"-> {out}", "reproduce")
+    say(f"{model} seed {seed}", f"-> {out}", verb)
     start = time.time()
-    run_experiment(cfg, out, "reproduce")
+    run_experiment(cfg, out, verb, **({"accept_changed": True} if accept_changed else {}))
     record = out / "cell.json"
     earlier = json.loads(record.read_text()) if record.is_file() else {}
     info = {**run_record(), "profile": profile.name, "cells_at_once": jobs,
             "invocations": int(earlier.get("invocations", 0)) + 1,
             "wall_s": round(float(earlier.get("wall_s", 0.0)) + time.time() - start, 1),  # summed over resumes
             "config_sha256": cell_fingerprint(profile, root, data, sizes, model, seed)}
+    if data_print is not None:
+        info["data"] = data_print  # what it was trained on (tailface.fingerprints; archive.check_data)
     if (regime := regimes.record(root, model, seed)) is not None:
         info["regime"] = regime  # its perturbation and the manifest of the set it trained on
     write_text(record, json.dumps(info, indent=1))
@@ -127,24 +168,34 @@ def run_cell(profile: Profile, root: Path, data: str | None, sizes, jobs: int, m
 
 
 def plan_cells(profile: Profile, root: Path, data: str | None, sizes, models: list[str], seeds: int,
-               store: Archive | None) -> tuple[dict[parallel.Cell, str], set[parallel.Cell]]:
+               store: Archive | None, data_print: dict | None = None,
+               accept_changed: bool = False, *, verb: str = "reproduce"
+               ) -> tuple[dict[parallel.Cell, str], set[parallel.Cell]]:
     """Each cell's state, seed 0 of every model first: ``done`` (finished in ROOT; copied into the
-    archive if it lacks it), ``archived`` (in the archive with this configuration: skipped) or
-    ``train``; and the archived cells to train again because a cell to train starts from them."""
+    archive if it lacks it), ``archived`` (in the archive with this configuration and, when its
+    record says, this data ``data_print``: skipped) or ``train``; and the archived cells to train
+    again because a cell to train starts from them. Records written before dataset fingerprints are
+    taken as trained on this run's data, said in one warning line."""
     state: dict[parallel.Cell, str] = {}
+    unknown: list[Path] = []
     for seed in range(seeds):
         for model in models:
-            done = finished(profile, root, data, sizes, model, seed)
+            done = finished(profile, root, data, sizes, model, seed, data_print, accept_changed, unknown, verb=verb)
             state[(model, seed)] = "done" if done else "train"
             if store is None:
                 continue
             config_sha256 = cell_fingerprint(profile, root, data, sizes, model, seed)
-            archived = store.holds(model, seed, config_sha256, cells.cell_dir(root, model, seed))  # refuses another
+            archived = store.holds(model, seed, config_sha256, cells.cell_dir(root, model, seed), data_print,
+                                   accept_changed, unknown if not done else None)  # refuses another
             if done:
                 archive_cell(root, store, model, seed, config_sha256)
             elif archived:
                 state[(model, seed)] = "archived"
-                say(f"{model} seed {seed}", f"archived ({store.cell(model, seed)}), skipped", "reproduce")
+                say(f"{model} seed {seed}", f"archived ({store.cell(model, seed)}), skipped", verb)
+    if unknown:
+        say("cells", f"WARNING: {len(unknown)} cell records hold no fingerprint of their training data (written "
+                     f"before tailface recorded one, e.g. {unknown[0]}): unknown, taken as this run's data",
+            verb)
     again: set[parallel.Cell] = set()
     for model, seed in reversed(list(state)):  # dependents before their base models
         if state[(model, seed)] == "train" or (model, seed) in again:
@@ -152,7 +203,7 @@ def plan_cells(profile: Profile, root: Path, data: str | None, sizes, models: li
                 if state.get((base, seed)) == "archived" and (base, seed) not in again:
                     again.add((base, seed))
                     say(f"{base} seed {seed}", f"archived, but {model} starts from its checkpoint, which the "
-                        "archive does not keep: trained again", "reproduce")
+                        "archive does not keep: trained again", verb)
     return state, again
 
 
@@ -191,17 +242,22 @@ def shared_data(profile: Profile, spec: str) -> DataConfig:
 
 def reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
               train: bool = True, only: list[str] | None = None, jobs: int = 1,
-              archive: Path | None = None) -> dict[str, Report]:
+              archive: Path | None = None, accept_changed: bool = False,
+              invocation: Invocation = REPRODUCE) -> dict[str, Report]:
     """:func:`_reproduce` holding OUT's lock (:mod:`tailface.locks`) when it trains: a second
     process training into OUT is refused; ``--report-only`` (pages only, written atomically) may
-    run beside a campaign. Each cell holds its own folder's lock (``run_experiment``)."""
-    with hold(out, "reproduce") if train else nullcontext():
-        return _reproduce(names, profile, seeds, out, data, train, only, jobs, archive)
+    run beside a campaign. Each cell holds its own folder's lock (``run_experiment``).
+    ``accept_changed`` (``--accept-changed-inputs``): keep cells (and their stages) trained on other
+    data or inputs than now instead of stopping (:mod:`tailface.fingerprints`). ``invocation``: the
+    command that runs (its log lines, its pages' header, its plan before training)."""
+    with hold(out, invocation.verb) if train else nullcontext():
+        return _reproduce(names, profile, seeds, out, data, train, only, jobs, archive, accept_changed, invocation)
 
 
 def _reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: str | None = None,
                train: bool = True, only: list[str] | None = None, jobs: int = 1,
-               archive: Path | None = None) -> dict[str, Report]:
+               archive: Path | None = None, accept_changed: bool = False,
+               invocation: Invocation = REPRODUCE) -> dict[str, Report]:
     """Run the cells the targets ``names`` need (unless ``train`` is false: then only the pages are
     written, from the cells finished so far; with ``only``, just those models and their base
     models; ``jobs`` cells at once, :mod:`tailface.evidence.parallel`; with ``archive``, cells kept
@@ -212,7 +268,7 @@ def _reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: 
     spec = data or profile.data_spec()
     shared = shared_data(profile, spec)
     faceset = open_pool(shared)  # the training set as the cells see it (without a study's held-out identities)
-    models = needed_models(names)
+    models = needed_models(names, invocation.also)
     sizes = cells.fig3_sizes(faceset, shared.groups) if set(models) & set(cells.FIG3_MODELS) else None
     if only is not None:
         unknown = sorted(set(only) - set(models))
@@ -223,43 +279,54 @@ def _reproduce(names: list[str], profile: Profile, seeds: int, out: Path, data: 
         models = [m for m in models if m in wanted]
     start = time.time()
     store = Archive(archive) if archive is not None else None
-    state, again = plan_cells(profile, out, spec, sizes, models, seeds if train else 0, store)
+    data_print = data_record(spec, dataset_print(spec, faceset), out) if train else None  # cell.json's data
+    verb = invocation.verb
+    state, again = plan_cells(profile, out, spec, sizes, models, seeds if train else 0, store, data_print,
+                              accept_changed, verb=verb)
     todo = [cell for cell, what in state.items() if what == "train" or cell in again]
+    estimate = (invocation.before_training(todo, [cell for cell in state if cell not in todo])
+                if invocation.before_training is not None and train else None)
+    progress = CellProgress(todo, lambda cell, msg: say(cell, msg, verb), estimate, jobs)
     for model, seed in todo:  # each perturbed set built here, once, before any cell (process) reads it
         folder = perturbed_data(profile, out, spec, model, seed)
         if folder is not None and store is not None:
             store.keep(out, [(folder / MANIFEST_NAME).relative_to(out).as_posix()])
-    parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs, archive=archive),
-                       cells.dependencies, out / "logs", lambda cell, msg: say(cell, msg, "reproduce"))
+    parallel.run_cells(todo, jobs, partial(run_cell, profile, out, spec, sizes, jobs, archive=archive,
+                                           data_print=data_print, accept_changed=accept_changed, verb=verb),
+                       cells.dependencies, out / "logs", lambda cell, msg: say(cell, msg, verb),
+                       progress.started, progress.finished)
     for model, seed in [cell for cell, what in state.items() if what == "done"] + sorted(again):
         differ = store.differences(out, model, seed) if store is not None else []
         if differ:  # trained again for a dependent (or archived from another run): the figures should be equal
             say(f"{model} seed {seed}", f"WARNING: its figures differ from the archived ones "
                 f"({store.cell(model, seed) if store else ''}): {'; '.join(differ)}. The pages read the run "
-                f"folder's; the archive keeps its own (delete that folder to archive these)", "reproduce")
+                f"folder's; the archive keeps its own (delete that folder to archive these)", verb)
     inputs = Inputs(tables.Results(out, list(range(seeds)), archive), faceset, shared.groups, out)
     info = run_record()
-    return {target.name: write_target(target, inputs, profile, spec, info, start) for target in targets}
+    return {target.name: write_target(target, inputs, profile, spec, info, start, invocation) for target in targets}
 
 
-def write_target(target: Target, inputs: Inputs, profile: Profile, spec: str, info: dict, start: float) -> Report:
-    """``OUT/<name>.md``: the title, how the page was made (command, data, seeds, code, machine, the
-    cells' training) and the writer's body; ``OUT/<name>.json``: the same facts and the numbers."""
+def write_target(target: Target, inputs: Inputs, profile: Profile, spec: str, info: dict, start: float,
+                 invocation: Invocation = REPRODUCE) -> Report:
+    """``OUT/<name>.md``: the title, how the page was made (the command that rewrites it, data, seeds,
+    code, machine, the cells' training) and the writer's body; ``OUT/<name>.json``: the same facts
+    and the numbers."""
     report = target.write(target, inputs)
     out, seeds = inputs.out, len(inputs.results.seeds)
     archive = inputs.results.archive
     records = cell_records(out, target.models, seeds, archive)
     walls = [r.get("wall_s", 0) for r in records]
-    command = (f"tailface reproduce {target.name} --profile {profile.name} --seeds {seeds} --out {out}"
-               + (f" --archive {archive}" if archive is not None else ""))
+    command = invocation.command or (f"tailface reproduce {target.name} --profile {profile.name} --seeds {seeds} "
+                                     f"--out {out}" + (f" --archive {archive}" if archive is not None else ""))
+    paper = (" Paper: ResNet-34, 1.1M MS-Celeb-1M images, MegaFace with 1M distractors; ours: MegaFace-style proxy "
+             "on LFW (docs/evaluation.md)." if invocation.paper_note else "")
     header = [f"# {target.title}", "",
               f"`{command}` "
               f"(profile: {profile.description}). Data: `{spec}`. Seeds 0..{seeds - 1}. Written {info['date']} at "
               f"commit {info['commit']} on {info['machine']}, {info['cpus']} CPUs, torch {info['torch']}, "
               f"{info['threads']} threads{', GPU ' + info['cuda'] if info['cuda'] else ''}. Training wall time "
               f"of its cells: {sum(walls) / 60:.1f} min in all (this invocation: {(time.time() - start) / 60:.1f} "
-              f"min){training_setup(records)}. Paper: ResNet-34, 1.1M MS-Celeb-1M images, MegaFace with 1M "
-              f"distractors; ours: MegaFace-style proxy on LFW (docs/evaluation.md).", ""]
+              f"min){training_setup(records)}.{paper}", ""]
     facts = {"target": target.name, "title": target.title, "command": command,
              "profile": {"name": profile.name, "description": profile.description}, "data": spec,
              "seeds": list(inputs.results.seeds), "written": info,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tailface.evidence import cells
+from tailface.eval.thresholds import false_alarm_counts
+from tailface.evidence import cells, methods
 from tailface.evidence.stats import Cell, PairedDifference, paired_difference
 
 # The paper's figures (Ma et al. 2020, Tables 2-4; ResNet-34 on 1.1M MS-Celeb-1M images; MegaFace
@@ -35,6 +36,7 @@ LABELS = {"softmax-A": "A", "ab": "AB", "softmax-ABC": "ABC", "abcd": "ABCD", "a
           "arcface": "ArcFace", "arcface-ours": "ArcFace + ours", "ours-nk0.25": "0.25 x auto",
           "ours-nk0.5": "0.5 x auto", "ours-nk2": "2 x auto", "uniform": "uniform", "long-tail": "long-tail",
           "logit-adjusted": "Logit-adjusted", "ldam-drw": "LDAM-DRW"}
+LABELS |= {m: label for m, label in methods.LABELS.items() if m not in LABELS}  # issue 21's rows, on both sets
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def model_table(results: Results, models: Iterable[str], metrics: list[Metric] |
         spreads = _trial_spreads(results, model)
         row.append(f"{100 * np.mean(spreads):.2f}" if spreads else "-")
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", TRIAL_STD_NOTE])
 
 
 def _trial_spreads(results: Results, model: str) -> list[float]:
@@ -147,9 +149,57 @@ def claims_table(results: Results, claims: Iterable[tuple[str, str, str]], sourc
 VERDICT_NOTE = ("Verdicts: *holds* = the 95% t-interval of the paired difference over seeds lies above 0; "
                 "*reversed* = below 0; *within noise* = it contains 0; *one seed* = a single seed, no interval: "
                 "it cannot be told from noise; *not run yet* = no seed of both. Cells: mean +- std over seeds "
-                "(n = seeds finished); the BLUFR "
-                "trial std is the spread over BLUFR's 10 test trials (mean over seeds), reported apart from the "
-                "seed spread.")
+                "(n = seeds finished).")
+# the legend of model_table's last column, under that table only (pages without the column do not carry it)
+TRIAL_STD_NOTE = ("BLUFR trial std (VR): the spread over BLUFR's 10 test trials (mean over seeds), reported apart "
+                  "from the seed spread.")
+
+
+@dataclass(frozen=True)
+class DirResolution:
+    """What DIR@FAR=1% rests on in a held-out (``tailface study``) or synthetic evaluation: its genuine
+    probes (one probe = ``100 / genuine`` points) and the impostor probes whose scores set its
+    threshold (the ``false_alarms``-th highest of them, ``round(1% x impostors)``)."""
+
+    genuine: int
+    impostors: int
+
+    @property
+    def points(self) -> float:
+        return 100.0 / self.genuine
+
+    @property
+    def false_alarms(self) -> int:
+        return int(false_alarm_counts([0.01], self.impostors)[0])
+
+    def short(self) -> str:
+        return f"one probe = {self.points:.2f} points"
+
+    def text(self) -> str:
+        if self.false_alarms == 0:
+            threshold = (f"with {self.impostors} impostor probes FAR=1% allows no false alarm, so its threshold "
+                         "lies above the highest impostor score")
+        else:
+            threshold = (f"its threshold is the {_ordinal(self.false_alarms)} highest of {self.impostors} impostor "
+                         f"probe scores (FAR=1% = {self.false_alarms} false alarm{'s' * (self.false_alarms > 1)}), "
+                         "so one impostor probe can move it")
+        return f"DIR@FAR=1% resolution: {self.genuine} genuine probes, {self.short()}; {threshold}."
+
+
+def _ordinal(k: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(k, f"{k}th")
+
+
+def dir_resolution(results: Results, models: Iterable[str]) -> DirResolution | None:
+    """The probes behind DIR@FAR=1% (the same test set for every cell), from the first finished cell of
+    ``models`` evaluated by the held-out or synthetic protocol; None for BLUFR (10 trials of their own)
+    or when no cell has finished."""
+    for model in models:
+        for m in results.metrics(model).values():
+            openset = (m.get("heldout") or m.get("synthetic") or {}).get("openset") if "blufr" not in m else None
+            if openset and openset.get("n_genuine_probes"):
+                return DirResolution(int(openset["n_genuine_probes"]), int(openset["n_impostor_probes"]))
+    return None
 
 
 # -- the same numbers as data --------------------------------------------------------------------

@@ -9,7 +9,8 @@ from tailface.experiment.kinds import ExperimentKind, KindBlock, kind_of, regist
 from tailface.experiment.runner import RunResult, run_experiment
 
 # the registered kinds: a new kind adds its module here (the baseline first: the default kind)
-from tailface.experiment import baseline, method
+from tailface.experiment import baseline, method, sst
+from tailface.experiment import subcenter_drop  # sub-center ArcFace's drop step and retraining
 
 __all__ = ["ExperimentConfig", "ExperimentKind", "KindBlock", "RunResult", "kind_of", "register_kind",
            "run_experiment"]

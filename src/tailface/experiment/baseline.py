@@ -97,8 +97,9 @@ def baseline_stages(cfg: ExperimentConfig, out: Path, faceset: FaceSet, command:
         def init(model: nn.Module, head: nn.Module) -> None:
             init_from_pretrained(model, head, pretrain.output, train_set.class_names, pre.tail_init)
 
+    settings = {"tail_init": cfg.pretrain.tail_init} if cfg.pretrain is not None else None
     train = train_stage("train", out / "train", cfg.stage_train("train"), lambda: train_set, build, init, inputs,
-                        command, validation=cfg.eval.during_training)
+                        command, validation=cfg.eval.during_training, settings=settings)
     stages.append(train)
     if cfg.eval.protocols:
         stages.append(eval_stage("eval", train.output, out / "eval", cfg, command))

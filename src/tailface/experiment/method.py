@@ -31,7 +31,8 @@ from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.kinds import ExperimentKind, KindBlock, register_kind
 from tailface.experiment.report import write_report
 from tailface.experiment.stages import Stage, say
-from tailface.experiment.training import eval_stage, new_head, new_model, stage_class_stats, train_stage
+from tailface.experiment.training import eval_stage, input_name, new_head, new_model, stage_class_stats, train_stage
+from tailface.fingerprints import config_print, faceset_print, file_print
 from tailface.heads.base import margin_heads
 from tailface.method.aggregate import aggregate, auto_num_super, load_aggregation, save_aggregation
 from tailface.method.cluster_report import plot_sizes, summarize, summary_markdown
@@ -60,20 +61,25 @@ class MethodStages:
 
     def stages(self) -> list[Stage]:
         cfg, out, ckpt = self.cfg, self.out, self.ckpt
+        m = self.method
         stages = [
             train_stage("base", out / "base", cfg.stage_train("base"), self.base_set,
                         lambda data: (new_model(cfg), new_head(cfg, stage_class_stats(cfg, data))),
-                        command=self.command, validation=cfg.eval.during_training),
+                        command=self.command, validation=cfg.eval.during_training, settings={"base": m.base}),
         ] if self.method.trains_base else []
+        from_base = (ckpt["base"],) if m.prototype_from_base else ()
         stages += [
-            Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True),
-            Stage("cluster", self.cluster_path, self.cluster, (self.features_path,), main_only=True),
+            Stage("features", self.features_path, self.extract_tail_features, (ckpt["base"],), main_only=True,
+                  fingerprints=self.features_prints),
+            Stage("cluster", self.cluster_path, self.cluster, (self.features_path,), main_only=True,
+                  fingerprints=self.cluster_prints),
             train_stage("prototype", out / "prototype", cfg.stage_train("prototype"), self.prototype_set,
-                        self.prototype_modules, inputs=(self.cluster_path,), command=self.command,
-                        validation=cfg.eval.during_training),
+                        self.prototype_modules, inputs=(self.cluster_path, *from_base), command=self.command,
+                        validation=cfg.eval.during_training, settings={"prototype_from_base": m.prototype_from_base}),
             train_stage("dispersion", out / "dispersion", cfg.stage_train("dispersion"), self.dispersion_set,
-                        self.dispersion_modules, inputs=(ckpt["prototype"],), command=self.command,
-                        validation=cfg.eval.during_training),
+                        self.dispersion_modules, inputs=(ckpt["prototype"], self.cluster_path), command=self.command,
+                        validation=cfg.eval.during_training,
+                        settings={"mode": m.mode, "renormalize_phi": m.renormalize_phi}),
         ]
         if "abcd" in ckpt:
             stages.append(train_stage("abcd", out / "abcd", cfg.stage_train("abcd"), lambda: self.faceset,
@@ -83,12 +89,35 @@ class MethodStages:
         if cfg.eval.protocols:
             stages += [eval_stage(f"eval {name}", path, out / "eval" / name, cfg, self.command)
                        for name, path in models.items()]
-        stages.append(Stage("norms", out / "norms" / "norms.json", self.norms, tuple(self.norm_models().values()),
-                            derived=True, main_only=True))
+        norms_inputs = tuple(self.norm_models().values())
+        stages.append(Stage("norms", out / "norms" / "norms.json", self.norms, norms_inputs, derived=True,
+                            main_only=True, fingerprints=lambda: self.file_prints(norms_inputs)))
         metrics = tuple(out / "eval" / name / "metrics.json" for name in models) if cfg.eval.protocols else ()
-        stages.append(Stage("report", out / "report.md", self.report,
-                            (self.cluster_path, out / "norms" / "norms.json", *metrics), derived=True, main_only=True))
+        report_inputs = (self.cluster_path, out / "norms" / "norms.json", *metrics)
+        stages.append(Stage("report", out / "report.md", self.report, report_inputs, derived=True, main_only=True,
+                            fingerprints=lambda: self.file_prints(report_inputs)))
         return stages
+
+    # -- what the stages that do not train read (their records: tailface.fingerprints) -----------
+
+    def file_prints(self, paths: tuple[Path, ...]) -> dict[str, dict]:
+        return {input_name(p, self.out): file_print(p) for p in paths}
+
+    def tail_set(self) -> FaceSet:
+        return self.faceset.subset(np.flatnonzero(np.isin(self.faceset.labels, self.part.tail)), relabel=False)
+
+    def features_prints(self) -> dict[str, dict]:
+        """The base model, its preprocessing and the tail images (a harmless recompute on a change)."""
+        return {**self.file_prints((self.ckpt["base"],)), "tail images": faceset_print(self.tail_set()),
+                "base_input": config_print(self.method.base_input)}
+
+    def cluster_prints(self) -> dict[str, dict]:
+        """The tail features, the clustering's settings and seed, the partition into head and tail."""
+        m = self.method
+        keys = ("num_super", "num_super_factor", "ratio", "normalize_means", "spherical", "kmeans_init", "kmeans_iters")
+        return {**self.file_prints((self.features_path,)),
+                "clustering": config_print({**{k: getattr(m, k) for k in keys}, "seed": self.cfg.seed,
+                                            "groups": dataclasses.asdict(self.cfg.data.groups)})}
 
     def evaluated_models(self) -> dict[str, Path]:
         available = {"ours": self.ckpt["dispersion"], "base": self.ckpt["base"], "prototype": self.ckpt["prototype"]}
@@ -148,8 +177,7 @@ class MethodStages:
     def extract_tail_features(self) -> None:
         """Step I's input: features of every tail image by the base model (a tailface checkpoint or
         any ONNX face model, through :func:`tailface.eval.embedder.load_embedder`)."""
-        tail_images = np.flatnonzero(np.isin(self.faceset.labels, self.part.tail))
-        tail_set = self.faceset.subset(tail_images, relabel=False)
+        tail_set = self.tail_set()
         embedder = load_embedder(self.ckpt["base"], **self.method.base_input)
         say("features", f"{len(tail_set)} tail images through the base model ({embedder.describe()})", self.command)
         feats = embedder.extract(tail_set, batch_size=self.method.feature_batch_size)

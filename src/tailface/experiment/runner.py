@@ -3,7 +3,8 @@
 Holds OUT's lock (:mod:`tailface.locks`: a second process on OUT is refused), opens the dataset,
 writes ``OUT/config.yaml`` (the resolved configuration), joins the process
 group once for all stages (under torchrun), and runs the stages of the config's kind
-(:mod:`tailface.experiment.stages`): finished stages are skipped, an interrupted one resumes. The
+(:mod:`tailface.experiment.stages`): finished stages are skipped, an interrupted one resumes, each
+only when the inputs it recorded are the current ones (:mod:`tailface.fingerprints`). The
 kind says where the experiment's model, metrics and report are.
 """
 
@@ -21,6 +22,7 @@ from tailface.atomic import write_text
 from tailface.data.training_set import open_pool
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import is_main_process, run_stages, say
+from tailface.fingerprints import config_print, dataset_print
 from tailface.locks import hold
 from tailface.provenance import claim_output_folder, write_environment, write_skipped
 from tailface.train import distributed as ddp
@@ -35,13 +37,24 @@ class RunResult:
     outputs: dict[str, Path]  # every stage's output
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False) -> RunResult:
+def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: bool = False,
+                   accept_changed: bool = False) -> RunResult:
+    """``accept_changed`` (``--accept-changed-inputs``): keep a training stage's work made from other
+    inputs than now (its data, config, earlier stages' files; :mod:`tailface.fingerprints`) instead
+    of stopping with the error that names what changed."""
     out = Path(out_dir)
     with hold(out, command) if is_main_process() else nullcontext():  # one live process per folder
-        return _run(cfg, out, command, force)
+        return _run(cfg, out, command, force, accept_changed)
 
 
-def _run(cfg: ExperimentConfig, out: Path, command: str, force: bool) -> RunResult:
+def common_prints(cfg: ExperimentConfig, faceset) -> dict[str, dict]:
+    """The prints every stage's record holds: the training data as opened (``data.train``), and the
+    model and head blocks."""
+    return {"data": dataset_print(cfg.data.train, faceset), "model": config_print(cfg.model.to_block()),
+            "head": config_print(cfg.head.to_block())}
+
+
+def _run(cfg: ExperimentConfig, out: Path, command: str, force: bool, accept_changed: bool = False) -> RunResult:
     kind = cfg.kind
     if is_main_process():
         claim_output_folder(out, cfg.to_dict(), force)  # one experiment per folder (issue 14)
@@ -55,7 +68,8 @@ def _run(cfg: ExperimentConfig, out: Path, command: str, force: bool) -> RunResu
         faceset = open_pool(cfg.data)
         if is_main_process() and (skipped := write_skipped(out, faceset)) is not None:
             say("data", f"{len(getattr(faceset, 'skipped', ()))} bad files left out, listed in {skipped}", command)
-        outputs = run_stages(kind.stages(cfg, out, faceset, command), command)
+        outputs = run_stages(kind.stages(cfg, out, faceset, command), command, common_prints(cfg, faceset),
+                             accept_changed)
     finally:
         ddp.shutdown(info)
     metrics_path = out / kind.metrics

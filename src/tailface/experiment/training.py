@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from tailface.data.faceset import FaceSet
 from tailface.data.label_space import ClassStats
 from tailface.data.training_set import open_heldout
 from tailface.errors import ConfigError
-from tailface.eval.api import evaluate_checkpoint
+from tailface.eval.api import eval_set_prints, evaluate_checkpoint
 from tailface.eval.during_training import validator_from_config
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import Stage, say
+from tailface.fingerprints import config_print, faceset_print, file_print
+from tailface.provenance import IGNORED_KEYS
 from tailface.train.checkpoint import build_head, build_model
 from tailface.train.config import TrainConfig
 from tailface.train.sharded import build_sharded_head
@@ -49,14 +52,33 @@ def new_head(cfg: ExperimentConfig, class_stats: ClassStats) -> nn.Module:
         raise ConfigError(f"head {cfg.head.name!r}: {exc}") from None
 
 
+def input_name(path: Path, root: Path) -> str:
+    """How a stage's record names a file it reads: relative to the experiment folder ``root``, so
+    that a moved run folder keeps its records."""
+    return os.path.relpath(path, root)
+
+
+def train_print(train: TrainConfig) -> dict:
+    """A training stage's train config as its record holds it: the keys that change a result (not
+    :data:`~tailface.provenance.IGNORED_KEYS`), compared on those with a value other than the
+    default (a key added to TrainConfig later, at its default, leaves earlier records matching)."""
+    default = TrainConfig().to_dict()
+    block = {k: v for k, v in train.to_dict().items() if k not in IGNORED_KEYS}
+    return config_print(block, {k: v for k, v in block.items() if v != default.get(k, object())})
+
+
 def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[], FaceSet],
                 build: Callable[[FaceSet], tuple[nn.Module, nn.Module]], init: Init | None = None,
-                inputs: tuple[Path, ...] = (), command: str = "run", validation=None) -> Stage:
+                inputs: tuple[Path, ...] = (), command: str = "run", validation=None,
+                settings: dict | None = None) -> Stage:
     """A stage that trains ``build(faceset)`` (model, head) with ``train`` into ``folder``
     (``final.pt`` marks it done). The torch RNG is seeded with ``train.seed`` before the modules are
     built, so a stage's initial weights do not depend on which stages ran before it in this
     process. ``init(model, head)`` runs on a fresh start only (not when resuming).
-    ``validation``: ``eval.during_training`` (validation on .bin sets during training) or None."""
+    ``validation``: ``eval.during_training`` (validation on .bin sets during training) or None.
+    Its record (:mod:`tailface.fingerprints`): the training set (labels, image ids), ``train`` (less
+    the keys that change no result), the files of ``inputs`` and ``settings`` (the kind's settings
+    this stage reads); ``final.pt`` and ``last.pt`` made from others are refused, not redone."""
     def run() -> Path:
         data = faceset()
         torch.manual_seed(train.seed)
@@ -69,17 +91,31 @@ def train_stage(name: str, folder: Path, train: TrainConfig, faceset: Callable[[
         return fit(model, head, data, train, folder, extra_meta={"stage": name},
                    validator=validator_from_config(validation))
 
-    return Stage(name, folder / "final.pt", run, inputs)
+    def fingerprints() -> dict[str, dict]:
+        prints = {"training set": faceset_print(faceset()), "train": train_print(train)}
+        if settings:
+            prints["settings"] = config_print(settings)
+        return {**prints, **{input_name(p, folder.parent): file_print(p) for p in inputs}}
+
+    return Stage(name, folder / "final.pt", run, inputs, fingerprints=fingerprints, keeps_work=True,
+                 partial=folder / "last.pt")
 
 
 def eval_stage(name: str, checkpoint: Path, folder: Path, cfg: ExperimentConfig, command: str = "run") -> Stage:
     """Evaluate ``checkpoint`` with ``eval.protocols`` into ``folder/metrics.json`` (redone when
-    the checkpoint is newer)."""
+    the checkpoint is newer); its table on stdout is titled with the model (``eval ours``: ours)."""
 
     def run() -> dict:
         say(name, f"{', '.join(cfg.eval.protocols)} on {checkpoint}", command)
+        print(f"model {name.removeprefix('eval').strip() or cfg.name or checkpoint.parent.name} ({checkpoint}):",
+              flush=True)  # the title of the table evaluate_checkpoint prints on stdout (the stage lines: stderr)
         heldout = (lambda: open_heldout(cfg.data)) if cfg.data.holdout else None
         return evaluate_checkpoint(checkpoint, cfg.eval.protocols, folder, batch_size=cfg.eval.batch_size,
-                                   heldout=heldout)
+                                   heldout=heldout, progress=cfg.train.get("progress", True) is not False)
 
-    return Stage(name, folder / "metrics.json", run, (checkpoint,), derived=True, main_only=True)
+    def fingerprints() -> dict[str, dict]:
+        return {"checkpoint": file_print(checkpoint), "eval": config_print(cfg.eval.to_block()),
+                **eval_set_prints(cfg.eval.protocols)}
+
+    return Stage(name, folder / "metrics.json", run, (checkpoint,), derived=True, main_only=True,
+                 fingerprints=fingerprints)

@@ -57,3 +57,13 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_cat(x: torch.Tensor) -> torch.Tensor:
+    """The ranks' ``x`` (the same shape on every rank) concatenated along dimension 0 in rank
+    order, without a gradient path; ``x`` itself without a process group (or with one rank)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)

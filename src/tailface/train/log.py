@@ -1,5 +1,6 @@
-"""Training log: ``train.csv`` (epoch, step, lr, loss, acc, images/s) and optional TensorBoard, and
-the running-mean window that each logged row summarises."""
+"""Training log: ``train.csv`` (epoch, step, lr, loss, acc, images/s), ``val.csv`` (validation
+during training), ``epochs.csv`` (the numbers a head reports at the end of each epoch) and optional
+TensorBoard, and the running-mean window that each logged row summarises."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 
 COLUMNS = ("epoch", "step", "lr", "loss", "acc", "images_per_s")
 VAL_COLUMNS = ("epoch", "step", "metric", "value")  # val.csv: one row per validation metric
+EPOCH_COLUMNS = VAL_COLUMNS  # epochs.csv: one row per number of a head's epoch report
 
 
 class RunningMean:
@@ -50,8 +52,10 @@ class TrainLog:
     def __init__(self, out_dir: Path, resume_step: int = 0, tensorboard: bool = False):
         self.path = Path(out_dir) / "train.csv"
         self.val_path = Path(out_dir) / "val.csv"
+        self.epochs_path = Path(out_dir) / "epochs.csv"
         self._keep_rows_up_to(resume_step)
         _keep_rows(self.val_path, VAL_COLUMNS, resume_step)
+        _keep_rows(self.epochs_path, EPOCH_COLUMNS, resume_step)
         self._val_file: TextIO | None = None
         new = not self.path.exists()
         self._file = open(self.path, "a", newline="")
@@ -88,6 +92,19 @@ class TrainLog:
             if self._tb is not None:
                 self._tb.add_scalar(f"val/{metric}", value, step)
         self._val_file.flush()
+
+    def write_epoch_report(self, epoch: int, step: int, results: dict[str, float]) -> None:
+        """Rows ``epoch, step, metric, value`` in ``epochs.csv`` (created on first use), and
+        TensorBoard scalars ``epoch/<metric>``: a head's end-of-epoch report."""
+        new = not self.epochs_path.exists()
+        with open(self.epochs_path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(EPOCH_COLUMNS)
+            for metric, value in results.items():
+                writer.writerow([epoch, step, metric, repr(float(value))])
+                if self._tb is not None:
+                    self._tb.add_scalar(f"epoch/{metric}", value, step)
 
     def write(self, epoch: int, step: int, lr: float, loss: float, acc: float | None, images_per_s: float):
         self._csv.writerow([epoch, step, f"{lr:.8g}", repr(float(loss)),

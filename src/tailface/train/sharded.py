@@ -52,16 +52,25 @@ def build_sharded_head(name: str, embedding_size: int, num_classes: int, sample_
 
 
 # checkpoints ----------------------------------------------------------------------------------
+def row_buffers(head: _ShardedBase) -> tuple[str, ...]:
+    """The names of the head's buffers that hold one entry per local row (``head.row_buffers``;
+    VPL's memory), which checkpoints keep whole and in class order like the rows."""
+    return tuple(getattr(head, "row_buffers", ()))
+
+
 def head_state(head: _ShardedBase, dst: int = 0) -> dict | None:
     """``{"weight": C x ...}`` in global class order on rank ``dst`` (None elsewhere), with the
-    head's other ``state_dict`` entries (persistent buffers, which a sharded head keeps identical on
-    every rank: AdaFace's running norm statistics), so the keys are those of the unsharded head.
+    head's other ``state_dict`` entries: its :func:`row_buffers` gathered in class order like the
+    rows, and the persistent buffers a sharded head keeps identical on every rank (AdaFace's running
+    norm statistics, VPL's iteration) as they are, so the keys are those of the unsharded head.
     Every rank must call it."""
     full = gather_full_rows(head, head.weight, dst)
+    rows = {name: gather_full_rows(head, getattr(head, name), dst) for name in row_buffers(head)}
     if full is None:
         return None
-    replicated = {k: v.detach().cpu() for k, v in head.state_dict().items() if k != "weight"}
-    return {"weight": full.cpu(), **replicated}
+    replicated = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()  # (copies, not the live buffers)
+                  if k != "weight" and k not in rows}
+    return {"weight": full.cpu(), **{k: v.cpu() for k, v in rows.items() if v is not None}, **replicated}
 
 
 def sharding_state(head: _ShardedBase) -> dict:
@@ -72,8 +81,9 @@ def sharding_state(head: _ShardedBase) -> dict:
 
 def load_head_state(head: _ShardedBase, state: dict, sharding: dict | None) -> None:
     load_full_weight(head, state["weight"])
-    replicated = {k: v for k, v in state.items() if k != "weight"}
-    head.load_state_dict({**replicated, "weight": head.weight.detach()})  # (strict: the buffers' keys)
+    rows = {name: shard_full_rows(head, state[name]) for name in row_buffers(head) if name in state}
+    replicated = {k: v for k, v in state.items() if k != "weight" and k not in rows}
+    head.load_state_dict({**replicated, **rows, "weight": head.weight.detach()})  # (strict: the buffers' keys)
     if sharding is not None:
         head.step = int(sharding["step"])
 

@@ -37,7 +37,12 @@ from tailface.train.state import TrainState
 
 
 class _Joint(nn.Module):
-    """Backbone + head as one module, so that one DDP wrapper reduces all gradients."""
+    """Backbone + head as one module, so that one DDP wrapper reduces all gradients.
+
+    The image hook: a head (objective) that defines ``forward_images(model, images, labels) ->
+    HeadOutput`` runs the backbone itself (e.g. on two views of each pair and beside a second
+    network: Semi-Siamese Training, ``method/sst.py``); it is called with the bare backbone, inside
+    the one (DDP) forward of the step. Other heads get ``head(model(images), labels)``."""
 
     def __init__(self, model: nn.Module, head: nn.Module):
         super().__init__()
@@ -45,6 +50,9 @@ class _Joint(nn.Module):
         self.head = head
 
     def forward(self, images, labels):
+        forward_images = getattr(self.head, "forward_images", None)
+        if callable(forward_images):
+            return forward_images(self.model, images, labels)
         return self.head(self.model(images), labels)
 
 
@@ -259,6 +267,19 @@ class Trainer:
         if callable(set_epoch):
             set_epoch(epoch)
 
+    def report_epoch(self, log: TrainLog | None) -> None:
+        """The end-of-epoch report hook: ``head.epoch_report() -> {name: value}`` for a head that
+        defines it (VPL: the share of tail classes with a live memory entry), after each full epoch's
+        last step, on every rank (a sharded head reduces over its ranks); the main process writes
+        the numbers to ``epochs.csv`` (and TensorBoard) and says them. Other heads are not touched."""
+        report = getattr(self.head, "epoch_report", None)
+        if not callable(report):
+            return
+        results = report()
+        if log is not None:
+            log.write_epoch_report(self.state.epoch, self.state.global_step, results)
+        self.say(f"epoch {self.state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+
     def epoch_loader(self, epoch: int) -> tuple[torch.utils.data.DataLoader, int]:
         """The DataLoader of this rank's remaining batches of ``epoch``, and the epoch's batch count."""
         cfg = self.cfg
@@ -384,6 +405,7 @@ class Trainer:
                         self.save_last()
                 fold_epoch_loss()
                 if state.step_in_epoch == num_batches:
+                    self.report_epoch(log)
                     mean = torch.tensor(state.epoch_mean_loss(), dtype=torch.float64, device=self.device)
                     self.schedule.end_epoch(float(ddp.all_reduce_mean(mean, self.info)))
                     state.next_epoch()

@@ -75,12 +75,12 @@ def open_aligned(kind: str, path: str, options: EvalOptions, image_size: tuple[i
         raise ConfigError(f"{kind}: the loose crops are aligned to a square; the model's input is "
                           f"{image_size[0]}x{image_size[1]}")
     return AlignedIjb(release(kind, path).read_all(), image_size[0],  # bad files found before the alignment
-                      template=options.template)  # the model's template (None: arcface)
+                      template=options.template, progress=options.progress)  # the model's template (None: arcface)
 
 
 def evaluate(kind: str, path: str, mode: PoolingMode, name: str, features: Features, options: EvalOptions) -> dict:
     result, verification = evaluate_ijb(features.features, features.image_ids, release(kind, path), mode,
-                                        source=features.source, progress=True)
+                                        source=features.source, progress=options.progress)
     _ROC[name] = (verification.roc, verification.fars.tolist(), verification.exact["tar"])
     return {**result, "name": name}
 

@@ -43,6 +43,7 @@ class EvalOptions:
     batch_size: int = 64
     heldout: Callable[[], FaceSet] | None = None  # the held-out identities of a training set (tailface study)
     template: str | None = None  # alignment template to cut raw inputs with (the model's; None: arcface)
+    progress: bool = True  # progress bars (feature extraction, alignment, pair scoring); --no-progress
 
 
 @dataclass(frozen=True)

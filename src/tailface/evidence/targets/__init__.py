@@ -9,5 +9,6 @@ from tailface.evidence.targets import table1, fig1, table2, fig2, table3, table4
 from tailface.evidence.targets import sweep, tune, probes, superclasses  # noqa: F401  (ours: premise, tuning, method)
 from tailface.evidence.targets import losses  # noqa: F401  (class-count-aware losses)
 from tailface.evidence.targets import regimes  # noqa: F401  (where the tail hurts: perturbed training sets)
+from tailface.evidence.targets import methods, shallow  # noqa: F401  (issue 21: the methods, the shallow set)
 
 __all__ = ["Claim", "Inputs", "Report", "Target", "get_target", "parse_names", "register_target", "target_names"]

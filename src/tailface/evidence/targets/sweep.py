@@ -1,8 +1,11 @@
 """The tail sweep: softmax on AB plus a growing share of the tail (C, then D), and ours on the
-full set; the premise "the tail hurts softmax" as a curve (``OUT/sweep.png``)."""
+full set; the premise "the tail hurts softmax" as a curve (``OUT/sweep.png``). On a held-out or
+synthetic test set the DIR column states its resolution (one genuine probe = x points, and the
+impostor probes its FAR=1% threshold rests on: :class:`tailface.evidence.tables.DirResolution`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,10 @@ def write(target: Target, inputs: Inputs) -> Report:
     curve = points(inputs)
     everything = curve[-1][1]
     metrics = tables.available(results, tables.CLAIM_METRICS)
-    lines = ["| training set | tail identities added | " + " | ".join(m.name for m in metrics) + " |",
+    resolution = tables.dir_resolution(results, target.models)
+    names = [f"{m.name} ({resolution.short()})" if resolution and m.name == tables.METRICS[1].name else m.name
+             for m in metrics]
+    lines = ["| training set | tail identities added | " + " | ".join(names) + " |",
              "|---|---:|" + "---:|" * len(metrics)]
     for model, added in curve:
         lines.append(f"| {LABELS[model]} | {added:,} | " + " | ".join(results.cell(model, m).text() for m in metrics)
@@ -37,13 +43,15 @@ def write(target: Target, inputs: Inputs) -> Report:
     lines.append(f"| ours (full set) | {everything:,} | "
                  + " | ".join(results.cell("ours", m).text() for m in metrics) + " |")
     plot(results, curve, metrics, inputs.out / "sweep.png")
+    lines += ["", resolution.text()] if resolution else []
     markdown = "\n".join(lines + ["", "![tail sweep](sweep.png)", "", "## Claims", "",
                                   tables.claims_table(results, target.claims), "", tables.VERDICT_NOTE])
     tail_added = {**dict(curve), "ours": everything}
     models = tables.model_numbers(results, target.models, tables.CLAIM_METRICS)
     for model, entry in models.items():
         entry.update(label=LABELS.get(model, "ours (full set)"), tail_identities_added=tail_added[model])
-    return Report(markdown, {"models": models, "claims": tables.claim_numbers(results, target.claims)})
+    return Report(markdown, {"models": models, "claims": tables.claim_numbers(results, target.claims),
+                             "dir_resolution": dataclasses.asdict(resolution) if resolution else None})
 
 
 def plot(results: Results, curve: list[tuple[str, int]], metrics: list[Metric], path: Path) -> None:
