@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from tests.heads import naive_class_count as naive
+from tests.heads.gloo import gloo_group, run_worlds
 
 from tailface.data.label_space import ClassStats
 from tailface.heads.base import create_head, create_sharded_head
@@ -55,9 +55,7 @@ def stats():
 
 
 def _rank(rank, world, init_file, out_file):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         part = torch.from_numpy(np.array_split(np.arange(B), world)[rank])
         results = {}
         for name, (head_name, kwargs, epoch, rate, dtype) in CASES.items():
@@ -79,22 +77,11 @@ def _rank(rank, world, init_file, out_file):
                                      kept=np.sort(np.concatenate([o[1] for o in objs])))
         if rank == 0:
             torch.save(results, out_file)
-        dist.barrier()  # leave together: a peer closing its connections early can abort gloo
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("class_count_sharded")
-    out = {}
-    for world in (1, 2, 3):
-        ctx = mp.spawn(_rank, args=(world, str(root / f"init{world}"), str(root / f"world{world}.pt")),
-                       nprocs=world, join=False)
-        while not ctx.join():
-            pass
-        out[world] = torch.load(root / f"world{world}.pt", weights_only=False)
-    return out
+    return run_worlds(_rank, (1, 2, 3), tmp_path_factory.mktemp("class_count_sharded"))
 
 
 def replicated(name):

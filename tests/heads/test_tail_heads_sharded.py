@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from tests.heads import naive_tail_heads as naive
+from tests.heads.gloo import gloo_group, run_worlds
 
 from tailface.heads.base import create_head, create_sharded_head
 from tailface.heads.sharded import gather_full_rows, load_full_weight
@@ -63,9 +63,7 @@ def _stats(head):
 
 
 def _rank(rank, world, init_file, out_file):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         part = torch.from_numpy(np.array_split(np.arange(B), world)[rank])
         results = {}
         for name, (head_name, kwargs, rate, dtype) in CASES.items():
@@ -101,22 +99,11 @@ def _rank(rank, world, init_file, out_file):
                 results[name] = dict(steps=steps, state_keys=sorted(state[0]))
         if rank == 0:
             torch.save(results, out_file)
-        dist.barrier()  # leave together: a peer closing its connections early can abort gloo
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tail_heads_sharded")
-    out = {}
-    for world in (1, 2, 3):
-        ctx = mp.spawn(_rank, args=(world, str(root / f"init{world}"), str(root / f"world{world}.pt")),
-                       nprocs=world, join=False)
-        while not ctx.join():
-            pass
-        out[world] = torch.load(root / f"world{world}.pt", weights_only=False)
-    return out
+    return run_worlds(_rank, (1, 2, 3), tmp_path_factory.mktemp("tail_heads_sharded"))
 
 
 def replicated(name):

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from tests.heads import naive_tail_heads as naive
+from tests.heads.gloo import gloo_group, run_worlds
 
 from tailface.data.label_space import ClassStats
 from tailface.heads.base import create_head, create_sharded_head
@@ -45,9 +45,7 @@ def data(step):
 
 
 def _rank(rank, world, init_file, out_file):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         part = torch.from_numpy(np.array_split(np.arange(B), world)[rank])
         results = {}
         for name, (rate, dtype) in CASES.items():
@@ -92,22 +90,11 @@ def _rank(rank, world, init_file, out_file):
         if rank == 0:
             results["replicated_in_group"] = memories
             torch.save(results, out_file)
-        dist.barrier()  # leave together: a peer closing its connections early can abort gloo
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vpl_sharded")
-    out = {}
-    for world in (1, 2):
-        ctx = mp.spawn(_rank, args=(world, str(root / f"init{world}"), str(root / f"world{world}.pt")),
-                       nprocs=world, join=False)
-        while not ctx.join():
-            pass
-        out[world] = torch.load(root / f"world{world}.pt", weights_only=False)
-    return out
+    return run_worlds(_rank, (1, 2), tmp_path_factory.mktemp("vpl_sharded"))
 
 
 def replicated():
