@@ -142,14 +142,25 @@ def _describe(rec: dict) -> str:
     return f"pid {rec.get('pid')} on {rec.get('host')}, started {rec.get('started')}: {rec.get('command')}"
 
 
-def _write_private(folder: Path, rec: dict) -> Path:
-    tmp = folder / f"{LOCK_NAME}.{rec['pid']}.{rec['token']}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def _write_new(path: Path, rec: dict) -> bool:
+    """Create ``path`` (``O_CREAT|O_EXCL``) holding ``rec``, fsynced; False when it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
     try:
         os.write(fd, (json.dumps(rec) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+    return True
+
+
+def _write_private(folder: Path, rec: dict) -> Path:
+    """The record in a file of this process's own (pid and token in its name), to be linked as the lock."""
+    tmp = folder / f"{LOCK_NAME}.{rec['pid']}.{rec['token']}"
+    if not _write_new(tmp, rec):
+        raise FileExistsError(tmp)
     return tmp
 
 
@@ -179,7 +190,7 @@ def acquire(out: Path, command: str) -> dict:
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                     raise OutputError(f"{lock}: cannot create the run folder's lock ({exc.strerror})") from None
-                if _exclusive_create(lock, rec):  # a file system without hard links
+                if _write_new(lock, rec):  # a file system without hard links
                     return rec
             with _folder_flock(out):
                 theirs = _read(lock)
@@ -197,19 +208,6 @@ def acquire(out: Path, command: str) -> dict:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _exclusive_create(lock: Path, rec: dict) -> bool:
-    try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    try:
-        os.write(fd, (json.dumps(rec) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
 
 
 def release(out: Path, rec: dict) -> None:
