@@ -4,17 +4,14 @@ study (issue 24, items 5 and 6). One tiny study runs once for the module (:func:
 
 from __future__ import annotations
 
-import io
 import re
 import time
-from contextlib import redirect_stderr
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
 from PIL import Image
+from tests.study_run import run_study
 
 from tailface.cli.main import build_parser, main
 from tailface.data.training_set import open_heldout, open_pool
@@ -37,22 +34,7 @@ TINY = {"data": {"options": {"num_identities": 40, "image_size": 16, "max_images
 def studied(tmp_path_factory):
     """``tailface study synthetic --profile tiny.yaml --seeds 1 --out OUT`` run once: (OUT, its stderr,
     the command line)."""
-    tmp = tmp_path_factory.mktemp("study")
-    profile = tmp / "tiny.yaml"
-    profile.write_text("# tiny study profile (tests)\n" + yaml.safe_dump({"family": "synthetic", "data": "synthetic",
-                                                                          "overrides": TINY}))
-    out = tmp / "study"
-    argv = ["study", "synthetic", "--profile", str(profile), "--seeds", "1", "--out", str(out)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with redirect_stderr(err):
-            code = main(argv)
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, err.getvalue()[-3000:]
-    return out, err.getvalue(), "tailface " + " ".join(argv)
+    return run_study(tmp_path_factory.mktemp("study"), TINY, "--seeds", "1")
 
 
 def test_holdout_identities_are_disjoint_from_training():

@@ -15,9 +15,9 @@ from contextlib import redirect_stderr
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from scipy import stats as scipy_stats
+from tests.study_run import run_study
 
 from tailface.cli.main import main
 from tailface.evidence import cells
@@ -39,23 +39,9 @@ VR, DIR = "VR@FAR=0.1%", "DIR@FAR=1%"
 def studied(tmp_path_factory):
     """``tailface study synthetic --profile tiny.yaml --methods all --seeds 2 --no-progress --out OUT``
     run once: (OUT, its stderr)."""
-    tmp = tmp_path_factory.mktemp("study-methods")
-    profile = tmp / "tiny.yaml"
-    profile.write_text("# tiny study profile (tests)\n" + yaml.safe_dump({"family": "synthetic", "data": "synthetic",
-                                                                          "overrides": TINY}))
-    out = tmp / "study"
-    argv = ["study", "synthetic", "--profile", str(profile), "--methods", "all", "--seeds", "2", "--no-progress",
-            "--out", str(out)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    err = io.StringIO()
-    try:
-        with redirect_stderr(err):
-            code = main(argv)
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, err.getvalue()[-3000:]
-    return out, err.getvalue()
+    out, err, _ = run_study(tmp_path_factory.mktemp("study-methods"), TINY, "--methods", "all", "--seeds", "2",
+                            "--no-progress")
+    return out, err
 
 
 def test_methods_all_trains_every_row_with_seeds_and_ends_with_the_recommendation(studied):
