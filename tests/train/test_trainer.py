@@ -29,14 +29,18 @@ def assert_same_weights(a, b):
         assert torch.equal(wa[k], wb[k]), k
 
 
-def test_cpu_runs_repeat_exactly_and_workers_do_not_change_batches(tmp_path):
-    faces = random_faceset()
+def test_cpu_runs_repeat_exactly_and_neither_workers_nor_decoding_into_memory_change_batches(
+        tmp_path, monkeypatch, capsys):
+    faces = random_faceset(size=20)  # read at 16x16: through the resize
     paths = []
-    for name, workers in [("a", 0), ("b", 0), ("c", 1)]:
+    for name, workers, budget_mib in [("a", 0, "0"), ("b", 0, "0"), ("c", 1, "0"), ("d", 1, "64")]:
+        monkeypatch.setenv("TAILFACE_DECODED_MIB", budget_mib)  # 0: read every epoch; 64: decoded once
         model, head = make()
         paths.append(fit(model, head, faces, TrainConfig.from_dict({**CFG, "num_workers": workers}), tmp_path / name))
-    assert_same_weights(paths[0], paths[1])
-    assert_same_weights(paths[0], paths[2])
+        decoded = "96 images decoded once at 16x16 into memory" in capsys.readouterr().err
+        assert decoded == (budget_mib != "0")
+    for other in paths[1:]:
+        assert_same_weights(paths[0], other)
     log = read_log(tmp_path / "a" / "train.csv")
     assert [r["step"] for r in log] == list(range(1, 13))  # 96 images // 16 = 6 steps x 2 epochs
     assert all(np.isfinite(r["loss"]) for r in log)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 import tailface
 from tailface import faults
 from tailface.data import workers
+from tailface.data.decoded import decoded_in_memory
 from tailface.data.faceset import FaceSet
 from tailface.data.samplers import RandomSampler, create_sampler
 from tailface.data.tensors import TrainBatches, epoch_batches, normalize
@@ -200,6 +201,7 @@ class Trainer:
                      "config": cfg.to_dict(), "world_size": info.world_size, "source": str(faceset.source),
                      "tailface_version": tailface.__version__, **template_meta(faceset), **(extra_meta or {})}
         self.state = TrainState()
+        self._batch_source: FaceSet | None = None  # batch_source(): decided on the first epoch
         self.last_path = out_dir / "last.pt"
         self.saved_step = 0  # the step last.pt holds
         if self.last_path.exists():
@@ -280,18 +282,35 @@ class Trainer:
             log.write_epoch_report(self.state.epoch, self.state.global_step, results)
         self.say(f"epoch {self.state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
 
+    def batch_source(self) -> tuple[FaceSet, int]:
+        """The set the batches are cut from and the loader's worker count: the training set decoded
+        once into memory at the input size when it fits (data/decoded.py: the same bytes as reading
+        it every epoch; no workers needed), else the set itself, read every epoch by
+        ``cfg.num_workers`` workers."""
+        if self._batch_source is None:
+            with tqdm(total=len(self.faceset), unit="img", desc="decoding", leave=False, dynamic_ncols=True,
+                      disable=not (self.info.is_main and self.cfg.progress)) as bar:
+                decoded = decoded_in_memory(self.faceset, self.image_size, bar.update)
+            if decoded is not None:
+                h, w = self.image_size
+                self.say(f"{len(self.faceset)} images decoded once at {h}x{w} into memory "
+                         f"({decoded.images.nbytes / 2**20:.0f} MiB); batches read from it, without workers")
+            self._batch_source = decoded or self.faceset
+        return self._batch_source, 0 if self._batch_source is not self.faceset else self.cfg.num_workers
+
     def epoch_loader(self, epoch: int) -> tuple[torch.utils.data.DataLoader, int]:
         """The DataLoader of this rank's remaining batches of ``epoch``, and the epoch's batch count."""
         cfg = self.cfg
+        source, num_workers = self.batch_source()
         batches = epoch_batches(self.sampler, epoch, cfg.batch_size)
-        dataset = TrainBatches(self.faceset, batches, epoch, self.image_size, cfg.seed, cfg.flip,
+        dataset = TrainBatches(source, batches, epoch, self.image_size, cfg.seed, cfg.flip,
                                self.info.rank, self.info.world_size)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, sampler=range(self.state.step_in_epoch, len(batches)),
-            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+            num_workers=num_workers, pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.seed + epoch),
             worker_init_fn=functools.partial(_seed_worker, base=cfg.seed * 100_003 + epoch * 1_009),
-            prefetch_factor=4 if cfg.num_workers else None)
+            prefetch_factor=4 if num_workers else None)
         return loader, len(batches)
 
     def step(self, joint: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr: float) -> HeadOutput:
