@@ -31,3 +31,9 @@ tailface reproduce losses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/rep
 # where the tail hurts (issue 22): perturbed CelebA sets (split, tail noise, both, 3x longer), AB / ABCD / ours
 tailface reproduce regimes --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
     --archive docs/evidence/reproduce-cpu
+# the tail methods of the field (issue 21): on the CelebA training set and on its shallow version (at most 2
+# images per identity), then seeds 5-9 of AB / ABCD / ours before any verdict of the methods table is read
+tailface reproduce methods,shallow --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
+    --archive docs/evidence/reproduce-cpu
+tailface reproduce table3 --only ab,abcd,ours --profile cpu --seeds 10 --jobs "$jobs" --out "$out/reproduce-cpu" \
+    --archive docs/evidence/reproduce-cpu

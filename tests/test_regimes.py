@@ -202,8 +202,11 @@ def test_the_page_claims_and_plot_from_fake_metrics(profile, tmp_path):
             write_metrics(tmp_path, regimes.model_name("abcd", regime.name), seed, 0.45 + shift,
                           0.22 + shift + 0.02 * seed)
             write_metrics(tmp_path, regimes.model_name("ours", regime.name), seed, 0.46 + shift, 0.24 + shift)
+    write_metrics(tmp_path, "ab@split", 1, 0.41, 0.21)  # a split AB that differs from the clean AB on one seed
     reproduce(["regimes"], profile, 3, tmp_path, train=False)
     text = (tmp_path / "regimes.md").read_text()
+    assert "ab@noise40 repeats the clean AB, the same figures on seeds 0, 1, 2 (its claims" in text
+    assert "ab@split repeats" not in text
     # noise40, AB - ABCD on DIR: 0.20 + 0.01 s - (0.17 + 0.02 s) = 3, 2, 1 points: mean 2, sd 1,
     # interval 2 +- 4.302653 / sqrt(3) = [-0.48, +4.48]
     assert "| noise40: AB > ABCD (the tail hurts) | DIR@FAR=1% | +2.00 [-0.48, +4.48] (n=3) | within noise |" in text

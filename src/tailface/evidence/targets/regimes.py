@@ -94,6 +94,17 @@ def reunion_section(results: Results, regime: regimes.Regime) -> tuple[list[str]
                    "share_minus_chance": tables.difference_numbers(above)}
 
 
+def same_as_clean_ab(results: Results, regime: regimes.Regime, metrics: list[Metric]) -> list[int]:
+    """The seeds on which ``ab@<regime>`` gives exactly the clean AB's figures (every metric), when
+    it does on every seed both have; else []."""
+    if regime.name == "clean":
+        return []
+    name = regimes.model_name("ab", regime.name)
+    seeds = sorted(set(results.values(name, metrics[0])) & set(results.values("ab", metrics[0])))
+    same = all(results.values(name, m).get(s) == results.values("ab", m).get(s) for m in metrics for s in seeds)
+    return seeds if seeds and same else []
+
+
 def perturbation_text(regime: regimes.Regime) -> str:
     parts = []
     if regime.split:
@@ -134,6 +145,12 @@ def write(target: Target, inputs: Inputs) -> Report:
             lines.append(f"| {label} | " + " | ".join(results.cell(name, m).text() for m in metrics) + " |")
         claims = claims_of(r.name)
         lines += ["", tables.claims_table(results, claims, source="ours")]
+        same = same_as_clean_ab(results, r, metrics)
+        if same:
+            seeds = ("seeds " if len(same) > 1 else "seed ") + ", ".join(map(str, same))
+            lines += ["", f"AB trains on the head identities only, which this perturbation does not touch: "
+                          f"{regimes.model_name('ab', r.name)} repeats the clean AB, the same figures on {seeds} "
+                          "(its claims against the clean AB are 0 by construction)."]
         entry = {"what": r.what, "split": r.split, "noise": r.noise, "epochs_factor": r.epochs_factor,
                  "models": {name: {"metrics": {m.name: tables.cell_numbers(results.values(name, m)) for m in metrics}}
                             for name in names},
