@@ -26,6 +26,7 @@ from tailface.experiment.subcenter_drop import (
     DropStages,
     drop_decision,
     drop_summary,
+    drop_warning,
     dropped_csv,
     read_dropped,
     retrain_set,
@@ -86,6 +87,10 @@ def test_dropped_csv_and_the_summary_per_group():
         "D": {"classes": 1, "images": 1, "dropped": 1, "dropped_share": 1.0, "classes_emptied": 1}}
     assert summary["all"] == {"classes": 4, "images": 36, "dropped": 8, "dropped_share": 8 / 36,
                               "classes_emptied": 2}
+    assert drop_warning(summary) is None
+    most = drop_summary(faces.labels, np.arange(36) < 24, 4, GroupThresholds(), 75.0)  # 24 of 36 dropped
+    assert drop_warning(most).startswith("warning: 67% of the training set dropped")
+    assert drop_warning(drop_summary(faces.labels, np.arange(36) < 18, 4, GroupThresholds(), 75.0)) is None  # half
 
 
 def test_the_retraining_set_keeps_the_kept_images_and_renumbers_the_classes():

@@ -134,6 +134,17 @@ def drop_summary(labels: np.ndarray, dropped: np.ndarray, num_classes: int, thre
             "all": row(np.ones(num_classes, dtype=bool))}
 
 
+def drop_warning(summary: dict) -> str | None:
+    """A warning when the drop leaves less than half of the training set: what a barely trained
+    sub-center model does (most images far from every sub-centre), and rarely the data."""
+    row = summary["all"]
+    if row["dropped_share"] <= 0.5:
+        return None
+    return (f"warning: {100 * row['dropped_share']:.0f}% of the training set dropped, so the retraining sees less "
+            "than half of it; a sub-center model trained too briefly (--max-steps, --epochs) puts most images far "
+            f"from every sub-centre: read summary.md per group before trusting the retrained model")
+
+
 def summary_markdown(summary: dict) -> str:
     lines = [f"Sub-center drop: images farther than {summary['angle']:g} degrees from their class's dominant "
              "sub-centre.", "", "| group | classes | images | dropped | dropped % | classes emptied |",
@@ -258,6 +269,9 @@ class DropStages:
         say("drop", f"{row['dropped']} of {row['images']} images farther than {self.drop.angle:g} degrees "
                     f"({100 * row['dropped_share']:.2f}%), {row['classes_emptied']} classes emptied; "
                     f"{folder / 'dropped.csv'}", self.command)
+        warning = drop_warning(summary)
+        if warning:
+            say("drop", warning, self.command)
 
     def retrain_set(self) -> FaceSet:
         return retrain_set(self.train_set, np.load(self.kept_path))
