@@ -595,3 +595,15 @@ def test_metrics_record_what_a_bit_identical_rerun_needs(tmp_path, capsys):
     env = json.loads((tmp_path / "e" / "metrics.json").read_text())["environment"]
     assert env["torch"] == torch.__version__ and env["cpu_capability"] and env["threads"] >= 1
     assert {"torch", "cpu_capability", "threads", "numpy", "faiss"} <= set(env["must_match_for_a_bit_identical_rerun"])
+
+
+def test_a_bad_decoded_memory_budget_stops_before_any_stage(tmp_path, trained, capsys, monkeypatch):
+    monkeypatch.setenv("TAILFACE_DECODED_MIB", "lots")
+    root = write_folder(tmp_path / "faces")
+    argv = ["train", str(tiny_train_config(tmp_path, str(root))), "--out", str(tmp_path / "o")]
+    code, err = run_row(argv, tmp_path, capsys)
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert code == 2 and errors == ["tailface train: error: TAILFACE_DECODED_MIB='lots': must be a whole number of "
+                                    "MiB (0 turns decoding into memory off)"], err
+    assert not (tmp_path / "o").exists()  # nothing written: no stage started
+    record("decoded_memory_budget_not_a_number", argv, code, errors[0], tmp_path)

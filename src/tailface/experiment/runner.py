@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from tailface.atomic import write_text
+from tailface.data.decoded import memory_budget
 from tailface.data.training_set import open_pool
 from tailface.experiment.config import ExperimentConfig
 from tailface.experiment.stages import is_main_process, run_stages, say
@@ -43,6 +44,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir, command: str = "run", force: 
     inputs than now (its data, config, earlier stages' files; :mod:`tailface.fingerprints`) instead
     of stopping with the error that names what changed."""
     out = Path(out_dir)
+    memory_budget()  # a bad $TAILFACE_DECODED_MIB stops here, before anything is written, not when training starts
     with hold(out, command) if is_main_process() else nullcontext():  # one live process per folder
         return _run(cfg, out, command, force, accept_changed)
 
