@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,6 +230,39 @@ def test_the_page_claims_and_plot_from_fake_metrics(profile, tmp_path):
     assert [(c.a, c.b) for c in claims_of("split")][3:] == [("abcd@split", "abcd"), ("ab@split", "ab"),
                                                             ("abcd@split", "ab"), ("ours@split", "ab")]
     assert data["split"]["reunion"] == {"base": "ab@split", "seeds": {}}  # no clustering: said so, not invented
+
+
+def test_the_strongest_method_joins_the_map_with_its_repair_claims(profile, tmp_path, monkeypatch):
+    monkeypatch.setattr(regimes, "MAPPED", (*regimes.MODELS, "adaface"))
+    for seed in (0, 1, 2):
+        for regime in regimes.REGIMES:
+            for model, dir_ in (("ab", 0.20), ("abcd", 0.22 + 0.01 * seed), ("ours", 0.23),
+                                ("adaface", 0.25 + 0.02 * seed)):
+                write_metrics(tmp_path, regimes.model_name(model, regime.name), seed, 0.40, dir_)
+    reproduce(["regimes"], profile, 3, tmp_path, train=False)
+    text = (tmp_path / "regimes.md").read_text()
+    assert "The strongest method of `tailface reproduce methods` (its best row by mean DIR@FAR=1% on the clean " \
+           "set): AdaFace" in text
+    assert "| regime | AB | ABCD | ours | AdaFace | AB > ABCD (the tail hurts) |" in text
+    # AdaFace - ABCD on DIR: 3, 4, 5 points: mean 4, sd 1, interval 4 +- 4.302653 / sqrt(3)
+    assert "| noise20: AdaFace > ABCD (AdaFace repairs) | DIR@FAR=1% | +4.00 [+1.52, +6.48] (n=3) | holds |" in text
+    assert "| split: AdaFace > clean AB | DIR@FAR=1% |" in text
+    data = json.loads((tmp_path / "regimes.json").read_text())
+    assert data["repair"] == ["adaface"] and "adaface@long" in data["regimes"]["long"]["models"]
+    assert [c.text for c in claims_of("clean", (*regimes.MODELS, "vpl"))][3:] == ["clean: VPL > ABCD (VPL repairs)"]
+
+
+def test_the_strongest_method_is_the_archived_methods_pages_best():
+    """``regimes.REPAIR`` names the best row of the archived methods page (docs/evidence), with the
+    cells it starts from; before that page exists, nothing."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "evidence" / "reproduce-cpu" / "methods.json"
+    if not page.is_file():
+        assert regimes.REPAIR == ()
+        return
+    best = json.loads(page.read_text())["best"]
+    assert regimes.REPAIR[:1] == (best,), f"{page} names {best} the best method: set regimes.REPAIR"
+    for model in regimes.REGIME_MODELS:
+        assert set(cells.dependencies(model)) <= set(cells.MODELS), model
 
 
 def test_the_plot_interval_is_the_t_interval_of_the_mean():

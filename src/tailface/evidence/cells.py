@@ -21,9 +21,9 @@ Models (``MODELS``), each derived from the profile's family of shipped configs:
 - ``VARIANTS``: one of the models above with a few settings changed, each testing one hypothesis:
   the baselines' hyper-parameters (``tailface reproduce tune``) and the method's choices
   (``tailface reproduce probes``), compared on the BLUFR development split;
-- ``MODEL@REGIME`` (``ab@split``, ``ours@long``): ``ab``, ``abcd`` or ``ours`` trained in a regime
-  of :mod:`tailface.evidence.regimes` (a perturbed training set, or 3x the epochs); ``ours@R``
-  starts from ``ab@R`` of the same seed (``tailface reproduce regimes``);
+- ``MODEL@REGIME`` (``ab@split``, ``ours@long``): ``ab``, ``abcd``, ``ours`` or the strongest method
+  (``regimes.REPAIR``) trained in a regime of :mod:`tailface.evidence.regimes` (a perturbed training
+  set, or 3x the epochs); ``ours@R`` starts from ``ab@R`` of the same seed (``tailface reproduce regimes``);
 - the methods of :mod:`tailface.evidence.methods` (issue 21): the rows new to this table
   (``subcenter-arcface``, ``adaface``, ...: ``methods.SHIPPED``, each a shipped config of the
   profile's family, possibly of another experiment kind) and every row on the shallow set,
@@ -177,7 +177,8 @@ def cell_dir(root: Path, model: str, seed: int) -> Path:
 # the experiment kind (tailface.experiment.kinds) of each model's cells; a model not listed is a baseline
 CELL_KINDS: dict[str, str] = dict.fromkeys(sorted(METHOD_MODELS), "aggregate-and-disperse")
 CELL_KINDS.update({m: s.kind for m, s in methods.SHIPPED.items() if s.kind != "baseline"})  # e.g. SST's kind
-CELL_KINDS.update({m: CELL_KINDS[b] for m in methods.SHALLOW_MODELS if (b := regimes.parse(m)[0]) in CELL_KINDS})
+CELL_KINDS.update({m: CELL_KINDS[b] for m in [*regimes.REGIME_MODELS, *methods.SHALLOW_MODELS]
+                   if (b := regimes.parse(m)[0]) in CELL_KINDS})
 
 
 def cell_kind(model: str) -> ExperimentKind:
