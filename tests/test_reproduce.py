@@ -13,6 +13,8 @@ from tailface.evidence import cells, tables
 from tailface.evidence.cells import Profile
 from tailface.evidence.reproduce import needed_models, reproduce
 from tailface.evidence.targets import get_target, parse_names, target_names
+from tailface.evidence.targets.registry import Inputs
+from tailface.evidence.targets.tune import HELDOUT_INTRO, on_heldout
 from tailface.experiment import ExperimentConfig
 
 TINY = {"family": "synthetic", "data": "synthetic",
@@ -108,6 +110,34 @@ def test_tuning_marks_the_best_development_score(tmp_path):
     # dev difference grid[1] - grid[0] = 0.29 + 0.009 * seed: mean 29.90, t-interval 29.90 +- 4.303 * 0.9 / sqrt(3)
     assert "+29.90 [+27.66, +32.14] (n=3)" in rows[grid[1] + " **(best dev)**"] and "| holds |" in text
     assert "| - | - | - |" in rows[grid[3]]  # a setting not run yet: empty cells, never filled in
+    # the best against each setting: grid[1] - grid[2] on dev = 0.10 + 0.02 * seed: 12.00 +- 4.303 * 2 / sqrt(3)
+    assert rows[grid[2]].endswith("| +12.00 [+7.03, +16.97] (n=3) | holds |")
+    assert rows[grid[1] + " **(best dev)**"].endswith("| (best) |  |")
+    numbers = tables.variants_numbers(tables.Results(tmp_path, [0, 1, 2]), grid[0], grid)
+    assert numbers["models"][grid[2]]["best_minus_this"]["mean"] == pytest.approx(0.12)
+    assert numbers["models"][grid[1]]["best_minus_this"] is None
+
+
+def test_held_out_identities_are_the_development_data_where_a_cell_has_them(tmp_path):
+    """A ``cpu-heldout`` cell is scored on its held-out training identities (the selection score),
+    BLUFR being its test; a BLUFR-only cell keeps BLUFR's development split; the tune page says which."""
+    blufr = {"report": {"vr_far_0.1%": {"mean": 0.2, "std": 0.0}, "dir_far_1%_rank1": {"mean": 0.05, "std": 0.0}},
+             "development": {"vr_far_0.1%": 0.11}}
+    both = {"blufr": blufr, "heldout": {"vr_far_0.1%": 0.33, "dir_far_1%_rank1": 0.04}}
+    assert tables.DEV.get(both) == 0.33 and tables.DEV.get({"blufr": blufr}) == 0.11
+    assert tables.METRICS[0].get(both) == 0.2  # the test figure stays BLUFR's
+    grid = cells.TUNED["ArcFace"]
+    path = cells.metrics_path(tmp_path, grid[0], 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"blufr": blufr}))
+    inputs = Inputs(tables.Results(tmp_path, [0]), None, None, tmp_path)
+    assert not on_heldout(inputs)
+    path.write_text(json.dumps(both))
+    assert on_heldout(inputs) and "held-out training identities" in HELDOUT_INTRO
+    profile = Profile.load("cpu-heldout")
+    doc = cells.cell_config(profile, "arcface-s32-m0.35", 1, tmp_path)
+    assert doc["data"]["holdout"] == {"fraction": 0.2, "seed": 0, "min_images": 2}
+    assert doc["eval"]["protocols"] == ["heldout", "blufr"] and doc["head"]["s"] == 32.0
 
 
 def test_targets_and_shared_models():
