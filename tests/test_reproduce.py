@@ -14,7 +14,7 @@ from tailface.evidence.cells import Profile
 from tailface.evidence.reproduce import needed_models, reproduce
 from tailface.evidence.targets import get_target, parse_names, target_names
 from tailface.evidence.targets.registry import Inputs
-from tailface.evidence.targets.tune import HELDOUT_INTRO, on_heldout
+from tailface.evidence.targets.tune import ON_HELDOUT, on_heldout
 from tailface.experiment import ExperimentConfig
 
 TINY = {"family": "synthetic", "data": "synthetic",
@@ -133,7 +133,7 @@ def test_held_out_identities_are_the_development_data_where_a_cell_has_them(tmp_
     inputs = Inputs(tables.Results(tmp_path, [0]), None, None, tmp_path)
     assert not on_heldout(inputs)
     path.write_text(json.dumps(both))
-    assert on_heldout(inputs) and "held-out training identities" in HELDOUT_INTRO
+    assert on_heldout(inputs) and "held-out training identities" in ON_HELDOUT
     profile = Profile.load("cpu-heldout")
     doc = cells.cell_config(profile, "arcface-s32-m0.35", 1, tmp_path)
     assert doc["data"]["holdout"] == {"fraction": 0.2, "seed": 0, "min_images": 2}
