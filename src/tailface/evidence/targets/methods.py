@@ -2,12 +2,13 @@
 profile's training set, each against ABCD and against ours on the paired seeds.
 
 The page: what each method changes, its source and where its hyper-parameters come from
-(``methods.HYPER_NOTE``: not tuned on this data), which rows combine ours with a method and why
-the others do not, then the model table and the claims (``pages.claims_page``: "M > ABCD" and
-"M > ours" for every row M, and "ours + M > M" for a combination), and a reading: the methods
-whose interval against ABCD lies above 0 on both metrics, and the best method by mean
-DIR@FAR=1% with its combination with ours, where defined. :func:`method_page` writes the shallow
-page (``targets/shallow.py``) too, on the ``MODEL@shallow`` cells.
+(``methods.HYPER_NOTE``: the shared scale and margin chosen on held-out identities, the rest the
+papers'), which rows combine ours with a method and why the others do not, then the model table and
+the claims (``pages.claims_page``: "M > ABCD" and "M > ours" for every row M, and "ours + M > M" for
+a combination), and a reading: the methods whose interval against ABCD lies above 0 on both metrics,
+and the best method by mean DIR@FAR=1% with its combination with ours, where defined.
+:func:`method_page` writes the shallow page (``targets/shallow.py``) too, on the ``MODEL@shallow``
+cells.
 """
 
 from __future__ import annotations

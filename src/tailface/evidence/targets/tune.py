@@ -37,5 +37,5 @@ def write(target: Target, inputs: Inputs) -> Report:
 
 
 register_target(Target(
-    "tune", "Baselines tuned on the BLUFR development split (ArcFace, range loss, resampling)",
+    "tune", "Baselines tuned on development data (ArcFace, range loss, resampling)",
     tuple(m for grid in cells.TUNED.values() for m in grid), (), write))
