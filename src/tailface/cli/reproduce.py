@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                     "paired difference of every claimed ordering with its 95% interval and a verdict (and "
                     "OUT/<name>.json: the same numbers as data).")
     p.add_argument("name", help="comma-separated target names, or all")
-    p.add_argument("--profile", default="cpu", help="cpu, gpu, synthetic, or a profile YAML (default cpu)")
+    p.add_argument("--profile", default="cpu", help="cpu, cpu-heldout (cpu with 20%% of the identities held out "
+                   "as development data), gpu, synthetic, or a profile YAML (default cpu)")
     add_cell_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/reproduce-<profile>)")
     p.add_argument("--data", default=None, help="training set spec (default: the profile's)")
