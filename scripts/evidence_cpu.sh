@@ -31,9 +31,15 @@ tailface reproduce losses --profile cpu --seeds 3 --jobs "$jobs" --out "$out/rep
 # where the tail hurts (issue 22): perturbed CelebA sets (split, tail noise, both, 3x longer), AB / ABCD / ours
 tailface reproduce regimes --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
     --archive docs/evidence/reproduce-cpu
+# the scale and margin every margin head shares (issue 21), chosen on held-out training identities (3 seeds)
+tailface reproduce tune --profile cpu-heldout --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu-heldout" \
+    --only arcface-s16-m0.35,arcface-s32-m0.35,arcface-s16-m0.2,arcface-s16-m0.5,arcface-s64-m0.5 \
+    --archive docs/evidence/reproduce-cpu-heldout
 # the tail methods of the field (issue 21): on the CelebA training set and on its shallow version (at most 2
 # images per identity), then seeds 5-9 of AB / ABCD / ours before any verdict of the methods table is read
 tailface reproduce methods,shallow --profile cpu --seeds 3 --jobs "$jobs" --out "$out/reproduce-cpu" \
     --archive docs/evidence/reproduce-cpu
 tailface reproduce table3 --only ab,abcd,ours --profile cpu --seeds 10 --jobs "$jobs" --out "$out/reproduce-cpu" \
     --archive docs/evidence/reproduce-cpu
+# the seed-7 question (issue 21, item 6): the shipped AB config at seed 7 with one thread against the AB cell
+python scripts/same_model_check.py ab 7 --cells "$out/reproduce-cpu" --out "$out/same-model-ab-seed7"
