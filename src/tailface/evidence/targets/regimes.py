@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tailface.evidence import cells, methods, regimes, tables
+from tailface.evidence import cells, regimes, tables
 from tailface.evidence.stats import Cell, PairedDifference, paired_difference
 from tailface.evidence.tables import Metric, Results
 from tailface.evidence.targets.registry import Claim, Inputs, Report, Target, register_target
@@ -28,7 +28,8 @@ DIR = tables.CLAIM_METRICS[1]  # DIR@FAR=1%: the map and the plot
 
 
 def label(model: str) -> str:
-    return {"ours": "ours"}.get(model) or methods.LABELS.get(model, model)
+    """The house's label of a model (``tables.LABELS``), ours in lower case as this page has always written it."""
+    return "ours" if model == "ours" else tables.LABELS.get(model, model)
 
 
 def map_claims(mapped: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
